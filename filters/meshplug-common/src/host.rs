@@ -1,0 +1,67 @@
+//! What filter logic needs from its host, as small traits.
+//!
+//! The proxy-wasm implementations live in [`crate::wasm`] (compiled for Wasm only); tests use the
+//! in-memory ones in [`crate::testing`]. Filter logic depends on these traits only, so it runs natively,
+//! in a Wasm test runner, inside its own module or inside the bundle.
+
+use std::time::Duration;
+
+/// Read access to the request headers being decided (pseudo-headers such as `:path` included).
+pub trait RequestHeaders {
+    /// The value of header `name` (lower-case), or `None` when absent.
+    fn header(&self, name: &str) -> Option<String>;
+}
+
+/// A source of uniformly distributed random numbers.
+pub trait Random {
+    /// A number in `0..n` (`n` > 0).
+    fn below(&mut self, n: u32) -> u32;
+}
+
+/// Wall-clock time from the host.
+pub trait Clock {
+    /// Time since the Unix epoch. All workers of one Envoy read the same clock.
+    fn now(&self) -> Duration;
+}
+
+/// Failure of a shared-data write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedDataError {
+    /// Another worker changed the value since it was read (compare-and-swap lost).
+    CasMismatch,
+    /// Any other host error.
+    Host(String),
+}
+
+/// Envoy's process-wide key/value store with compare-and-swap, shared by all worker threads.
+pub trait SharedData {
+    /// The value and its CAS token; `(None, None)` when the key was never set.
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Writes `value`; with `cas = Some(token)` only if the value is unchanged since it was read.
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError>;
+}
+
+/// Counters, addressed by their index in the filter's metric table (see [`crate::metrics`]).
+pub trait Metrics {
+    fn increment(&self, metric: usize);
+}
+
+/// A fast pseudo-random generator seeded once per VM (fastrand's wyrand). Not for secrets.
+pub struct SeededRandom(fastrand::Rng);
+
+impl SeededRandom {
+    pub fn new(seed: u64) -> Self {
+        Self(fastrand::Rng::with_seed(seed))
+    }
+
+    /// Seeded from the host's entropy (WASI `random_get` in Envoy).
+    pub fn from_entropy() -> Self {
+        Self(fastrand::Rng::new())
+    }
+}
+
+impl Random for SeededRandom {
+    fn below(&mut self, n: u32) -> u32 {
+        self.0.u32(0..n.max(1))
+    }
+}

@@ -1,0 +1,47 @@
+//! What every meshplug filter needs, in one place and with one name per thing.
+//!
+//! Pure logic (no proxy-wasm): [`config`] (strict parsing, JSON-pointer errors), [`matching`] (Istio's
+//! `HTTPMatchRequest`), [`duration`], [`percent`], [`metrics`] (naming), [`host`] (the traits filter
+//! logic talks to), [`counter`] (a CAS counter shared by all workers), [`timers`] (parked requests),
+//! [`reply`] (the filter's decision). The proxy-wasm implementations of the host traits, the logger,
+//! the panic hook and request parking are in `wasm` (Wasm builds only).
+
+pub mod config;
+pub mod counter;
+pub mod duration;
+pub mod host;
+pub mod matching;
+pub mod metrics;
+pub mod percent;
+pub mod reply;
+pub mod testing;
+pub mod timers;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+/// The git commit this module was built from (`unknown` outside a git checkout).
+pub const GIT_HASH: &str = env!("MESHPLUG_GIT_HASH");
+/// The meshplug release.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The line every filter logs when its VM starts.
+pub fn version_line(filter: &str) -> String {
+    format!("meshplug {filter} {VERSION} (git {GIT_HASH}) starting")
+}
+
+/// The log prefix for a filter: `[fault]`, `[rate-limit]`. Derived from the crate name in a log
+/// record's target (`rate_limit::logic` → `rate-limit`), so it is right inside the bundle too.
+pub fn log_prefix(target: &str) -> String {
+    let krate = target.split("::").next().unwrap_or(target);
+    format!("[{}]", krate.replace('_', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefixes_come_from_the_crate_name() {
+        assert_eq!(super::log_prefix("rate_limit::logic"), "[rate-limit]");
+        assert_eq!(super::log_prefix("fault"), "[fault]");
+    }
+}

@@ -1,0 +1,322 @@
+//! Request matching in the shape of Istio's `HTTPMatchRequest`, so rules copied from a VirtualService
+//! keep their meaning.
+//!
+//! ```json
+//! { "uri": {"prefix": "/api"}, "method": {"exact": "GET"},
+//!   "headers": {"x-user": {"regex": "a.*"}, "x-debug": {"present": true}},
+//!   "queryParams": {"v": {"exact": "2"}}, "withoutHeaders": {"x-internal": {"exact": "1"}} }
+//! ```
+//! All conditions of one `HTTPMatchRequest` must hold; a list of them matches when any one does, and an
+//! empty or absent list matches every request.
+//!
+//! Semantics follow Istio/Envoy: `uri` is compared with the path without its query string; `regex` is a
+//! full match (as RE2 in Envoy) evaluated by `regex-lite`, whose matching time is linear in the input, so
+//! a hostile header cannot make it slow; header names are case-insensitive; `ignoreUriCase` applies to
+//! `exact` and `prefix` URI matches; query parameter values are compared as sent (not percent-decoded).
+
+use crate::host::RequestHeaders;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+
+/// `{"exact": ..}`, `{"prefix": ..}` or `{"regex": ..}`.
+#[derive(Debug, Clone)]
+pub enum StringMatch {
+    Exact(String),
+    Prefix(String),
+    Regex(regex_lite::Regex),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+enum StringMatchJson {
+    Exact(String),
+    Prefix(String),
+    Regex(String),
+}
+
+/// Longest regex accepted in a config. Patterns come from operators, but a typo can still produce an
+/// enormous program; this keeps compile time and memory small in every worker.
+pub const MAX_REGEX_LEN: usize = 4096;
+
+fn compile_regex(pattern: &str) -> Result<regex_lite::Regex, String> {
+    if pattern.len() > MAX_REGEX_LEN {
+        return Err(format!("regex is {} bytes long; the maximum is {MAX_REGEX_LEN}", pattern.len()));
+    }
+    regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid regex {pattern:?}: {e}"))
+}
+
+impl StringMatchJson {
+    fn compile(self) -> Result<StringMatch, String> {
+        Ok(match self {
+            StringMatchJson::Exact(s) => StringMatch::Exact(s),
+            StringMatchJson::Prefix(s) => StringMatch::Prefix(s),
+            StringMatchJson::Regex(p) => StringMatch::Regex(compile_regex(&p)?),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for StringMatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        StringMatchJson::deserialize(deserializer)?.compile().map_err(serde::de::Error::custom)
+    }
+}
+
+impl StringMatch {
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            StringMatch::Exact(s) => value == s,
+            StringMatch::Prefix(s) => value.starts_with(s.as_str()),
+            StringMatch::Regex(r) => r.is_match(value),
+        }
+    }
+
+    fn matches_ignoring_case(&self, value: &str) -> bool {
+        match self {
+            StringMatch::Exact(s) => value.eq_ignore_ascii_case(s),
+            StringMatch::Prefix(s) => value
+                .get(..s.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(s)),
+            StringMatch::Regex(r) => r.is_match(value),
+        }
+    }
+}
+
+/// A header condition: a [`StringMatch`] on its value, or `{"present": true}` (the header is there,
+/// whatever its value) / `{"present": false}` (the header is absent).
+#[derive(Debug, Clone)]
+pub enum HeaderMatch {
+    Value(StringMatch),
+    Present(bool),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+enum HeaderMatchJson {
+    Exact(String),
+    Prefix(String),
+    Regex(String),
+    Present(bool),
+}
+
+impl<'de> Deserialize<'de> for HeaderMatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = HeaderMatchJson::deserialize(deserializer)?;
+        let string = match json {
+            HeaderMatchJson::Present(p) => return Ok(HeaderMatch::Present(p)),
+            HeaderMatchJson::Exact(s) => StringMatchJson::Exact(s),
+            HeaderMatchJson::Prefix(s) => StringMatchJson::Prefix(s),
+            HeaderMatchJson::Regex(s) => StringMatchJson::Regex(s),
+        };
+        string.compile().map(HeaderMatch::Value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl HeaderMatch {
+    fn matches(&self, value: Option<&str>) -> bool {
+        match (self, value) {
+            (HeaderMatch::Present(want), v) => *want == v.is_some(),
+            (HeaderMatch::Value(m), Some(v)) => m.matches(v),
+            (HeaderMatch::Value(_), None) => false,
+        }
+    }
+}
+
+/// One Istio `HTTPMatchRequest`: every condition given must hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", from = "HttpMatchRequestJson")]
+pub struct HttpMatchRequest {
+    /// Label for logs (Istio's `name`); not matched.
+    pub name: Option<String>,
+    uri: Option<StringMatch>,
+    ignore_uri_case: bool,
+    method: Option<StringMatch>,
+    authority: Option<StringMatch>,
+    scheme: Option<StringMatch>,
+    headers: Vec<(String, HeaderMatch)>,
+    without_headers: Vec<(String, HeaderMatch)>,
+    query_params: Vec<(String, StringMatch)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct HttpMatchRequestJson {
+    name: Option<String>,
+    uri: Option<StringMatch>,
+    #[serde(default)]
+    ignore_uri_case: bool,
+    method: Option<StringMatch>,
+    authority: Option<StringMatch>,
+    scheme: Option<StringMatch>,
+    #[serde(default)]
+    headers: BTreeMap<String, HeaderMatch>,
+    #[serde(default)]
+    without_headers: BTreeMap<String, HeaderMatch>,
+    #[serde(default)]
+    query_params: BTreeMap<String, StringMatch>,
+}
+
+fn lower_keys<T>(map: BTreeMap<String, T>) -> Vec<(String, T)> {
+    map.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
+}
+
+impl From<HttpMatchRequestJson> for HttpMatchRequest {
+    fn from(j: HttpMatchRequestJson) -> Self {
+        Self {
+            name: j.name,
+            uri: j.uri,
+            ignore_uri_case: j.ignore_uri_case,
+            method: j.method,
+            authority: j.authority,
+            scheme: j.scheme,
+            headers: lower_keys(j.headers),
+            without_headers: lower_keys(j.without_headers),
+            query_params: j.query_params.into_iter().collect(),
+        }
+    }
+}
+
+/// Splits `:path` into the path and the query string (without `?`); a fragment is dropped.
+pub fn split_path(full: &str) -> (&str, &str) {
+    let full = full.split('#').next().unwrap_or(full);
+    match full.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (full, ""),
+    }
+}
+
+/// The raw value of query parameter `name` in `query` (first occurrence; `?a` gives `Some("")`).
+pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then_some(v)
+    })
+}
+
+impl HttpMatchRequest {
+    pub fn matches(&self, req: &dyn RequestHeaders) -> bool {
+        if let Some(m) = &self.method {
+            if !req.header(":method").is_some_and(|v| m.matches(&v)) {
+                return false;
+            }
+        }
+        if self.uri.is_some() || !self.query_params.is_empty() {
+            let full = req.header(":path").unwrap_or_default();
+            let (path, query) = split_path(&full);
+            if let Some(m) = &self.uri {
+                let ok = if self.ignore_uri_case { m.matches_ignoring_case(path) } else { m.matches(path) };
+                if !ok {
+                    return false;
+                }
+            }
+            for (name, m) in &self.query_params {
+                if !query_param(query, name).is_some_and(|v| m.matches(v)) {
+                    return false;
+                }
+            }
+        }
+        for (pseudo, m) in [(":authority", &self.authority), (":scheme", &self.scheme)] {
+            if let Some(m) = m {
+                if !req.header(pseudo).is_some_and(|v| m.matches(&v)) {
+                    return false;
+                }
+            }
+        }
+        let headers_hold = self
+            .headers
+            .iter()
+            .all(|(name, m)| m.matches(req.header(name).as_deref()));
+        let without_hold = self
+            .without_headers
+            .iter()
+            .all(|(name, m)| !m.matches(req.header(name).as_deref()));
+        headers_hold && without_hold
+    }
+}
+
+/// A list of `HTTPMatchRequest`s: matches when any one matches; an empty list matches everything.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct MatchList(pub Vec<HttpMatchRequest>);
+
+impl MatchList {
+    pub fn matches(&self, req: &dyn RequestHeaders) -> bool {
+        self.0.is_empty() || self.0.iter().any(|m| m.matches(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_json;
+    use crate::testing::TestRequest;
+
+    fn list(json: &str) -> MatchList {
+        parse_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn empty_list_matches_everything() {
+        assert!(list("[]").matches(&TestRequest::new("GET", "/")));
+    }
+
+    #[test]
+    fn uri_forms_ignore_the_query_string() {
+        let r = TestRequest::new("GET", "/api/v1/users?x=1");
+        assert!(list(r#"[{"uri":{"prefix":"/api"}}]"#).matches(&r));
+        assert!(list(r#"[{"uri":{"exact":"/api/v1/users"}}]"#).matches(&r));
+        assert!(list(r#"[{"uri":{"regex":"/api/v[0-9]+/.*"}}]"#).matches(&r));
+        assert!(!list(r#"[{"uri":{"regex":"v1"}}]"#).matches(&r), "regex is a full match");
+        assert!(!list(r#"[{"uri":{"exact":"/API/v1/users"}}]"#).matches(&r));
+        assert!(list(r#"[{"uri":{"exact":"/API/v1/users"},"ignoreUriCase":true}]"#).matches(&r));
+        assert!(list(r#"[{"uri":{"prefix":"/API"},"ignoreUriCase":true}]"#).matches(&r));
+    }
+
+    #[test]
+    fn headers_present_absent_and_without() {
+        let r = TestRequest::new("POST", "/").with("x-user", "alice").with("x-debug", "");
+        assert!(list(r#"[{"headers":{"X-User":{"exact":"alice"}}}]"#).matches(&r));
+        assert!(list(r#"[{"headers":{"x-debug":{"present":true}}}]"#).matches(&r));
+        assert!(!list(r#"[{"headers":{"x-missing":{"present":true}}}]"#).matches(&r));
+        assert!(list(r#"[{"headers":{"x-missing":{"present":false}}}]"#).matches(&r));
+        assert!(!list(r#"[{"headers":{"x-missing":{"prefix":""}}}]"#).matches(&r));
+        assert!(!list(r#"[{"withoutHeaders":{"x-user":{"prefix":"al"}}}]"#).matches(&r));
+        assert!(list(r#"[{"withoutHeaders":{"x-user":{"exact":"bob"}}}]"#).matches(&r));
+        assert!(list(r#"[{"withoutHeaders":{"x-other":{"exact":"bob"}}}]"#).matches(&r));
+    }
+
+    #[test]
+    fn method_authority_scheme_and_query() {
+        let r = TestRequest::new("GET", "/p?a=1&b=two&flag");
+        assert!(list(r#"[{"method":{"exact":"GET"}}]"#).matches(&r));
+        assert!(list(r#"[{"authority":{"exact":"example.com"},"scheme":{"exact":"http"}}]"#).matches(&r));
+        assert!(list(r#"[{"queryParams":{"b":{"exact":"two"},"flag":{"exact":""}}}]"#).matches(&r));
+        assert!(!list(r#"[{"queryParams":{"c":{"exact":""}}}]"#).matches(&r));
+        assert!(!list(r#"[{"method":{"exact":"POST"}}]"#).matches(&r));
+    }
+
+    #[test]
+    fn any_of_the_list_matches() {
+        let l = list(r#"[{"method":{"exact":"PUT"}},{"uri":{"prefix":"/"}}]"#);
+        assert!(l.matches(&TestRequest::new("GET", "/x")));
+    }
+
+    #[test]
+    fn bad_matches_are_refused_with_pointers() {
+        let e = parse_json::<MatchList>(br#"[{"uri":{"regex":"("}}]"#).unwrap_err();
+        assert_eq!(e.pointer, "/0/uri");
+        assert!(e.reason.contains("invalid regex"), "{}", e.reason);
+        let e = parse_json::<MatchList>(br#"[{"uri":{"suffix":"x"}}]"#).unwrap_err();
+        assert_eq!(e.pointer, "/0/uri");
+        let e = parse_json::<MatchList>(br#"[{"headers":{"x":{"exact":"a","prefix":"b"}}}]"#).unwrap_err();
+        assert!(e.pointer.starts_with("/0/headers/x"), "{e}");
+        let e = parse_json::<MatchList>(br#"[{"sourceLabels":{"app":"x"}}]"#).unwrap_err();
+        assert!(e.reason.contains("sourceLabels"), "{e}");
+    }
+
+    #[test]
+    fn hostile_input_is_linear() {
+        let l = list(r#"[{"headers":{"x":{"regex":"(a+)+b"}}}]"#);
+        let evil = "a".repeat(100_000);
+        assert!(!l.matches(&TestRequest::new("GET", "/").with("x", &evil)));
+    }
+}

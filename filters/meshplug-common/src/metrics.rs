@@ -1,0 +1,16 @@
+//! One naming scheme for every metric: `meshplug.<filter>.<name>`, where `<filter>` is the filter's
+//! name with `-` turned into `_` (`rate-limit` → `meshplug.rate_limit.allowed`). Envoy shows custom
+//! metrics in admin `/stats` as `wasmcustom.meshplug.<filter>.<name>`.
+
+/// The full metric name for `name` of `filter`.
+pub fn metric_name(filter: &str, name: &str) -> String {
+    format!("meshplug.{}.{}", filter.replace('-', "_"), name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_follow_the_scheme() {
+        assert_eq!(super::metric_name("rate-limit", "allowed"), "meshplug.rate_limit.allowed");
+    }
+}

@@ -1,0 +1,105 @@
+//! In-memory hosts for tests of filter logic (native and Wasm test runs alike).
+
+use crate::host::{Clock, Metrics, RequestHeaders, SharedData, SharedDataError};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Request headers from a list of pairs (names lower-case, pseudo-headers included).
+#[derive(Debug, Clone, Default)]
+pub struct TestRequest(pub Vec<(String, String)>);
+
+impl TestRequest {
+    /// A request with `:method`, `:path`, `:authority` and `:scheme` set.
+    pub fn new(method: &str, path: &str) -> Self {
+        Self(vec![
+            (":method".into(), method.into()),
+            (":path".into(), path.into()),
+            (":authority".into(), "example.com".into()),
+            (":scheme".into(), "http".into()),
+        ])
+    }
+
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.0.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+}
+
+impl RequestHeaders for TestRequest {
+    fn header(&self, name: &str) -> Option<String> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+}
+
+/// Shared data in a map, with CAS tokens like Envoy's, and a way to lose CAS races on purpose.
+#[derive(Default)]
+pub struct MemorySharedData {
+    map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+    fail_cas: Cell<usize>,
+}
+
+impl MemorySharedData {
+    /// The next `n` CAS writes fail as if another worker had won the race.
+    pub fn fail_next_cas(&self, n: usize) {
+        self.fail_cas.set(n);
+    }
+}
+
+impl SharedData for MemorySharedData {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.map.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError> {
+        let mut map = self.map.borrow_mut();
+        let current = map.get(key).map(|(_, c)| *c);
+        if let Some(token) = cas.filter(|t| *t != 0) {
+            if self.fail_cas.get() > 0 {
+                self.fail_cas.set(self.fail_cas.get() - 1);
+                return Err(SharedDataError::CasMismatch);
+            }
+            if current != Some(token) {
+                return Err(SharedDataError::CasMismatch);
+            }
+        }
+        let next = current.unwrap_or(0).wrapping_add(1).max(1);
+        map.insert(key.to_string(), (value.to_vec(), next));
+        Ok(())
+    }
+}
+
+/// Counts increments per metric index.
+#[derive(Default)]
+pub struct RecordingMetrics(RefCell<HashMap<usize, u64>>);
+
+impl RecordingMetrics {
+    pub fn get(&self, metric: usize) -> u64 {
+        self.0.borrow().get(&metric).copied().unwrap_or(0)
+    }
+}
+
+impl Metrics for RecordingMetrics {
+    fn increment(&self, metric: usize) {
+        *self.0.borrow_mut().entry(metric).or_default() += 1;
+    }
+}
+
+/// A clock that stands still until moved.
+#[derive(Default)]
+pub struct ManualClock(pub Cell<Duration>);
+
+impl ManualClock {
+    pub fn advance(&self, by: Duration) {
+        self.0.set(self.0.get() + by);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        self.0.get()
+    }
+}

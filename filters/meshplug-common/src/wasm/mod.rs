@@ -1,0 +1,225 @@
+//! The proxy-wasm side of the host traits, shared by every filter module (and the bundle).
+//! Everything here is thin: it moves data between Envoy's hostcalls and the pure logic.
+
+use crate::host::{Clock, Metrics, RequestHeaders, SharedData, SharedDataError};
+use crate::reply::LocalReply;
+use crate::timers::Timers;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{GrpcStatusCode, LogLevel, MapType, MetricType, Status};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Forwards `log` records to Envoy with a `[<filter>]` prefix taken from the record's target.
+struct ProxyLogger;
+
+static LOGGER: ProxyLogger = ProxyLogger;
+
+impl log::Log for ProxyLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        let level = match record.level() {
+            log::Level::Error => LogLevel::Error,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Trace => LogLevel::Trace,
+        };
+        let line = format!("{} {}", crate::log_prefix(record.target()), record.args());
+        let _ = hostcalls::log(level, &line);
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the logger and a panic hook that logs the panic at critical level (a panic still traps the
+/// VM; Envoy then applies the plugin's failure policy). Call first thing in the module's `main!`.
+/// `filter` is the filter's name as in its log prefix (`fault`, `rate-limit`).
+pub fn init(filter: &'static str) {
+    if log::set_logger(&LOGGER).is_ok() {
+        // Envoy filters by its own log level; pass everything through.
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = hostcalls::log(LogLevel::Critical, &format!("[{filter}] panic: {info}"));
+    }));
+}
+
+/// Logs the version line; call from the root context's `on_vm_start`.
+pub fn log_version(filter: &str) {
+    let _ = hostcalls::log(LogLevel::Info, &format!("[{filter}] {}", crate::version_line(filter)));
+}
+
+/// The request headers of the current HTTP context, read one header at a time as logic asks.
+pub struct ProxyRequest;
+
+impl RequestHeaders for ProxyRequest {
+    fn header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+    }
+}
+
+/// Envoy's clock.
+pub struct ProxyClock;
+
+impl Clock for ProxyClock {
+    fn now(&self) -> Duration {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Envoy's shared data (process-wide, keyed within the plugin's `vm_id`).
+pub struct ProxySharedData;
+
+impl SharedData for ProxySharedData {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(SharedDataError::CasMismatch),
+            Err(other) => Err(SharedDataError::Host(format!("{other:?}"))),
+        }
+    }
+}
+
+/// Counters defined with Envoy, in the order of the filter's metric table.
+#[derive(Default, Clone)]
+pub struct ProxyMetrics {
+    ids: Vec<Option<u32>>,
+}
+
+impl ProxyMetrics {
+    /// Defines `meshplug.<filter>.<name>` for each name. A counter Envoy refuses is logged and then
+    /// silently not counted, rather than failing the filter.
+    pub fn define(filter: &str, names: &[&str]) -> Self {
+        let ids = names
+            .iter()
+            .map(|name| {
+                let full = crate::metrics::metric_name(filter, name);
+                match hostcalls::define_metric(MetricType::Counter, &full) {
+                    Ok(id) => Some(id),
+                    Err(e) => {
+                        log::error!(target: "meshplug", "cannot define metric {full}: {e:?}");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Self { ids }
+    }
+}
+
+impl Metrics for ProxyMetrics {
+    fn increment(&self, metric: usize) {
+        if let Some(Some(id)) = self.ids.get(metric) {
+            let _ = hostcalls::increment_metric(*id, 1);
+        }
+    }
+}
+
+/// Sends `reply` for the current (effective) HTTP context.
+pub fn send_reply(reply: &LocalReply) {
+    let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let result = match reply.grpc_status.and_then(grpc_code) {
+        Some(code) => {
+            let message = std::str::from_utf8(&reply.body).unwrap_or("");
+            let metadata = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+            hostcalls::send_grpc_response(code, Some(message), metadata)
+        }
+        None => hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body)),
+    };
+    if let Err(e) = result {
+        log::error!(target: "meshplug", "cannot send local reply {}: {e:?}", reply.status);
+    }
+}
+
+fn grpc_code(status: u32) -> Option<GrpcStatusCode> {
+    use GrpcStatusCode::*;
+    Some(match status {
+        0 => Ok,
+        1 => Cancelled,
+        2 => Unknown,
+        3 => InvalidArgument,
+        4 => DeadlineExceeded,
+        5 => NotFound,
+        6 => AlreadyExists,
+        7 => PermissionDenied,
+        8 => ResourceExhausted,
+        9 => FailedPrecondition,
+        10 => Aborted,
+        11 => OutOfRange,
+        12 => Unimplemented,
+        13 => Internal,
+        14 => Unavailable,
+        15 => DataLoss,
+        16 => Unauthenticated,
+        _ => return None,
+    })
+}
+
+/// While requests are parked, the root context ticks at this period. The tick bounds the delay error:
+/// a request resumes at most one period (plus scheduling noise) after its deadline.
+pub const PARKED_TICK: Duration = Duration::from_millis(1);
+
+struct Parked {
+    context_id: u32,
+    then: Option<LocalReply>,
+}
+
+/// Requests parked until a deadline, per worker. One `Parking` is created by the root context and
+/// shared (an `Rc`, same thread) with the HTTP contexts it creates; the root's `on_tick` calls
+/// [`Parking::wake_due`]. Each worker's root context ticks on its own thread, so a request is always
+/// parked and resumed by the worker that owns it. The tick runs only while something is parked.
+#[derive(Clone, Default)]
+pub struct Parking {
+    timers: Rc<RefCell<Timers<Parked>>>,
+}
+
+impl Parking {
+    /// Parks HTTP context `context_id` until `deadline`; then resumes it, or answers with `then`.
+    /// The caller returns `Action::Pause` from its `on_http_request_headers`.
+    pub fn park(&self, context_id: u32, deadline: Duration, then: Option<LocalReply>) {
+        let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            let _ = hostcalls::set_tick_period(PARKED_TICK);
+        }
+        timers.push(deadline, Parked { context_id, then });
+    }
+
+    /// Resumes (or answers) every parked request whose deadline has passed. Call from `on_tick`.
+    pub fn wake_due(&self, now: Duration) {
+        let due = self.timers.borrow_mut().pop_due(now);
+        for parked in due {
+            // A request whose client went away is no longer known to Envoy: nothing to do.
+            if hostcalls::set_effective_context(parked.context_id).is_err() {
+                continue;
+            }
+            match &parked.then {
+                Some(reply) => send_reply(reply),
+                None => {
+                    let _ = hostcalls::resume_http_request();
+                }
+            }
+        }
+        if self.timers.borrow().is_empty() {
+            let _ = hostcalls::set_tick_period(Duration::ZERO);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.timers.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timers.borrow().is_empty()
+    }
+}
