@@ -1,1 +1,11 @@
+//! The meshplug harness: builds the filters, renders a composition into a local Envoy config, runs the
+//! real Envoy with echo upstreams, and drives tests. The `meshplug` CLI is a thin layer over this.
 
+pub mod bootstrap;
+pub mod client;
+pub mod composition;
+pub mod echo;
+pub mod envoy;
+pub mod filters;
+pub mod local;
+pub mod run;

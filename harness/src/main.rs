@@ -1,1 +1,131 @@
-fn main(){}
+//! `meshplug`: run, check and render meshplug filter compositions.
+
+use clap::{Parser, Subcommand};
+use meshplug_harness::composition::Composition;
+use meshplug_harness::envoy::find_envoy;
+use meshplug_harness::filters::{build_modules, workspace_root};
+use meshplug_harness::local::LabBuilder;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "meshplug", version, about = "Envoy proxy-wasm filters: run, check and render compositions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a local Envoy with a workload's filter chain and echo upstreams until Ctrl-C.
+    Up {
+        composition: PathBuf,
+        /// The workload whose chain to run (default: the first).
+        #[arg(long)]
+        workload: Option<String>,
+        /// Envoy binary (else ENVOY_BIN, ENVOY_PATH, func-e, .venv, PATH).
+        #[arg(long)]
+        envoy: Option<PathBuf>,
+        /// Do not rebuild the filter modules first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Check every filter's pluginConfig with the filter's own parser; errors name their JSON pointer.
+    Validate { composition: PathBuf },
+    /// Print the Envoy bootstrap `meshplug up` would run (upstreams on the given port, default 8080).
+    RenderEnvoy {
+        composition: PathBuf,
+        #[arg(long)]
+        workload: Option<String>,
+        /// Port of the echo upstreams in the rendered config.
+        #[arg(long, default_value_t = 8080)]
+        upstream_port: u16,
+        /// Write module paths relative to this directory (default: absolute paths).
+        #[arg(long)]
+        module_dir: Option<PathBuf>,
+    },
+    /// Say which Envoy binary would be used, and why.
+    WhichEnvoy {
+        #[arg(long)]
+        envoy: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("meshplug: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Cmd::Validate { composition } => {
+            let c = Composition::load(&composition)?;
+            let errors = c.validate();
+            if errors.is_empty() {
+                println!("{}: ok ({} workload(s))", composition.display(), c.workloads.len());
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in &errors {
+                eprintln!("{}: {e}", composition.display());
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Cmd::WhichEnvoy { envoy } => {
+            let found = find_envoy(envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
+            println!("{} (found via {})", found.path.display(), found.source);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::RenderEnvoy { composition, workload, upstream_port, module_dir } => {
+            let c = Composition::load(&composition)?;
+            check(&c, &composition)?;
+            let builder = LabBuilder::from_composition(&c, workload.as_deref())?;
+            let ports = builder.upstreams.iter().map(|u| (u.name.clone(), upstream_port)).collect();
+            let mut setup = builder.setup(&ports)?;
+            if let Some(dir) = module_dir {
+                for f in &mut setup.filters {
+                    let file = f.module.file_name().map(PathBuf::from).unwrap_or_default();
+                    f.module = dir.join(file);
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&setup.render())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Up { composition, workload, envoy, no_build } => {
+            let c = Composition::load(&composition)?;
+            check(&c, &composition)?;
+            if !no_build {
+                build_modules()?;
+            }
+            let mut builder = LabBuilder::from_composition(&c, workload.as_deref())?;
+            builder.envoy = envoy;
+            let w = c.workload(workload.as_deref())?;
+            let mut lab = builder.start()?;
+            println!("Envoy {} (found via {})", lab.binary.path.display(), lab.binary.source);
+            println!("workload {:?}: {}", w.name, w.filters.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(" → "));
+            for u in &lab.upstreams {
+                println!("echo upstream {:?} on {}", u.name, u.addr);
+            }
+            println!("listening on {}   admin on http://{}", lab.envoy.url(), lab.envoy.admin);
+            println!("\ntry:\n  curl -si {}/hello", lab.envoy.url());
+            println!("  curl -s http://{}/stats | grep meshplug", lab.envoy.admin);
+            println!("\nCtrl-C stops Envoy and the upstreams.");
+            let status = lab.envoy.wait()?;
+            eprintln!("Envoy exited: {status}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn check(c: &Composition, path: &std::path::Path) -> anyhow::Result<()> {
+    let errors = c.validate();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
+    anyhow::bail!("invalid composition:\n{}", lines.join("\n"))
+}

@@ -6,7 +6,7 @@ use crate::reply::LocalReply;
 use crate::timers::Timers;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{GrpcStatusCode, LogLevel, MapType, MetricType, Status};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -173,6 +173,7 @@ pub const PARKED_TICK: Duration = Duration::from_millis(1);
 struct Parked {
     context_id: u32,
     then: Option<LocalReply>,
+    parked: Rc<Cell<bool>>,
 }
 
 /// Requests parked until a deadline, per worker. One `Parking` is created by the root context and
@@ -186,19 +187,23 @@ pub struct Parking {
 
 impl Parking {
     /// Parks HTTP context `context_id` until `deadline`; then resumes it, or answers with `then`.
-    /// The caller returns `Action::Pause` from its `on_http_request_headers`.
-    pub fn park(&self, context_id: u32, deadline: Duration, then: Option<LocalReply>) {
+    /// The caller returns `Action::Pause` from its `on_http_request_headers`. The returned flag stays
+    /// `true` until the request is woken (so body callbacks know to keep buffering).
+    pub fn park(&self, context_id: u32, deadline: Duration, then: Option<LocalReply>) -> Rc<Cell<bool>> {
         let mut timers = self.timers.borrow_mut();
         if timers.is_empty() {
             let _ = hostcalls::set_tick_period(PARKED_TICK);
         }
-        timers.push(deadline, Parked { context_id, then });
+        let parked = Rc::new(Cell::new(true));
+        timers.push(deadline, Parked { context_id, then, parked: parked.clone() });
+        parked
     }
 
     /// Resumes (or answers) every parked request whose deadline has passed. Call from `on_tick`.
     pub fn wake_due(&self, now: Duration) {
         let due = self.timers.borrow_mut().pop_due(now);
         for parked in due {
+            parked.parked.set(false);
             // A request whose client went away is no longer known to Envoy: nothing to do.
             if hostcalls::set_effective_context(parked.context_id).is_err() {
                 continue;

