@@ -1,6 +1,7 @@
 //! Finding the Envoy binary, in a documented order, and saying which one was used.
 
 use std::env;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The Envoy version meshplug is built and tested against.
@@ -25,6 +26,15 @@ pub struct EnvoyBinary {
 ///
 /// When none is found the error lists every place tried and how to install one.
 pub fn find_envoy(explicit: Option<&Path>, project_root: &Path) -> Result<EnvoyBinary, String> {
+    find_envoy_with(explicit, project_root, &|name| env::var_os(name))
+}
+
+/// [`find_envoy`] with the environment given as a lookup function (for tests).
+pub fn find_envoy_with(
+    explicit: Option<&Path>,
+    project_root: &Path,
+    getenv: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<EnvoyBinary, String> {
     let mut tried: Vec<String> = Vec::new();
     let mut check = |path: PathBuf, source: &str| -> Option<EnvoyBinary> {
         if is_executable(&path) {
@@ -39,7 +49,7 @@ pub fn find_envoy(explicit: Option<&Path>, project_root: &Path) -> Result<EnvoyB
         return check(p.to_path_buf(), "--envoy").ok_or_else(|| format!("--envoy {} is not an executable file", p.display()));
     }
     for var in ["ENVOY_BIN", "ENVOY_PATH"] {
-        if let Some(p) = env::var_os(var).filter(|v| !v.is_empty()) {
+        if let Some(p) = getenv(var).filter(|v| !v.is_empty()) {
             if let Some(found) = check(PathBuf::from(p), var) {
                 return Ok(found);
             }
@@ -50,13 +60,13 @@ pub fn find_envoy(explicit: Option<&Path>, project_root: &Path) -> Result<EnvoyB
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     let mut func_e_dirs: Vec<(PathBuf, &str)> = Vec::new();
-    if let Some(home) = env::var_os("FUNC_E_HOME").filter(|v| !v.is_empty()) {
+    if let Some(home) = getenv("FUNC_E_HOME").filter(|v| !v.is_empty()) {
         func_e_dirs.push((PathBuf::from(home).join("versions"), "func-e (FUNC_E_HOME)"));
     }
-    let data_home = env::var_os("FUNC_E_DATA_HOME")
+    let data_home = getenv("FUNC_E_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/func-e")));
+        .or_else(|| getenv("HOME").map(|h| PathBuf::from(h).join(".local/share/func-e")));
     if let Some(d) = data_home {
         func_e_dirs.push((d.join("envoy-versions"), "func-e"));
     }
@@ -86,7 +96,7 @@ pub fn find_envoy(explicit: Option<&Path>, project_root: &Path) -> Result<EnvoyB
     if let Some(found) = check(project_root.join(".venv/bin/envoy"), "project .venv") {
         return Ok(found);
     }
-    let path_var = env::var_os("PATH").unwrap_or_default();
+    let path_var = getenv("PATH").unwrap_or_default();
     for dir in env::split_paths(&path_var) {
         if is_executable(&dir.join("envoy")) {
             return Ok(EnvoyBinary { path: dir.join("envoy"), source: "PATH".into() });
@@ -118,6 +128,63 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    fn fake_envoy(path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn search_order_is_as_documented() {
+        let root = std::env::temp_dir().join(format!("meshplug-find-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let project = root.join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        let bin = root.join("bin/envoy");
+        let path_dir = root.join("path");
+        let fe_home = root.join("fe-home");
+        let fe_data = root.join("fe-data");
+        fake_envoy(&bin);
+        fake_envoy(&path_dir.join("envoy"));
+        fake_envoy(&fe_home.join("versions/1.40.0/bin/envoy"));
+        fake_envoy(&fe_data.join("envoy-versions/1.39.1/bin/envoy"));
+        fake_envoy(&fe_data.join("envoy-versions/1.40.0/bin/envoy"));
+        fake_envoy(&project.join(".venv/bin/envoy"));
+
+        let mut vars: HashMap<&str, OsString> = HashMap::new();
+        vars.insert("ENVOY_BIN", bin.clone().into());
+        vars.insert("ENVOY_PATH", path_dir.join("envoy").into());
+        vars.insert("FUNC_E_HOME", fe_home.clone().into());
+        vars.insert("FUNC_E_DATA_HOME", fe_data.clone().into());
+        vars.insert("PATH", path_dir.clone().into());
+        let mut expect = |source: &str, path: PathBuf, vars: &HashMap<&str, OsString>| {
+            let found = find_envoy_with(None, &project, &|k| vars.get(k).cloned()).unwrap();
+            assert_eq!((found.source.as_str(), &found.path), (source, &path));
+        };
+        expect("ENVOY_BIN", bin.clone(), &vars);
+        vars.remove("ENVOY_BIN");
+        expect("ENVOY_PATH", path_dir.join("envoy"), &vars);
+        vars.remove("ENVOY_PATH");
+        expect("func-e (FUNC_E_HOME)", fe_home.join("versions/1.40.0/bin/envoy"), &vars);
+        vars.remove("FUNC_E_HOME");
+        expect("func-e", fe_data.join("envoy-versions/1.40.0/bin/envoy"), &vars);
+        std::fs::write(project.join(".envoy-version"), "1.39.1\n").unwrap();
+        expect("func-e", fe_data.join("envoy-versions/1.39.1/bin/envoy"), &vars);
+        vars.remove("FUNC_E_DATA_HOME");
+        vars.insert("HOME", root.join("nohome").into());
+        expect("project .venv", project.join(".venv/bin/envoy"), &vars);
+        std::fs::remove_dir_all(project.join(".venv")).unwrap();
+        expect("PATH", path_dir.join("envoy"), &vars);
+
+        vars.insert("PATH", root.join("empty").into());
+        let err = find_envoy_with(None, &project, &|k| vars.get(k).cloned()).unwrap_err();
+        assert!(err.contains("project .venv") && err.contains("func-e") && err.contains("PATH"), "{err}");
+        assert!(err.contains("scripts/setup"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn newest_version_sorts_first() {

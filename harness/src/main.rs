@@ -92,7 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     f.module = dir.join(file);
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&setup.render())?);
+            print!("# Rendered by `meshplug render-envoy` from the composition next to it; do not edit by hand.\n{}", serde_yaml_ng::to_string(&setup.render())?);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Up { composition, workload, envoy, no_build } => {

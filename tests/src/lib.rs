@@ -1,1 +1,45 @@
+//! Helpers shared by the end-to-end tests: each test starts its own Envoy (two workers) with the
+//! filters under test in front of echo upstreams, and drops it (stopping Envoy) at the end, even when
+//! the test fails.
 
+pub use meshplug_harness::client::{Client, Req, Resp};
+pub use meshplug_harness::local::{Lab, LabBuilder};
+use std::time::Duration;
+
+/// Starts a lab with one filter.
+pub fn lab_with(filter: &str, plugin_config: serde_json::Value) -> Lab {
+    match Lab::builder().filter(filter, plugin_config).start() {
+        Ok(lab) => lab,
+        Err(e) => panic!("could not start Envoy: {e:#}"),
+    }
+}
+
+/// The value of `meshplug.<filter>.<name>` in Envoy's admin stats.
+pub fn metric(lab: &Lab, filter: &str, name: &str) -> u64 {
+    lab.envoy.stat(&format!("wasmcustom.{}", meshplug_common_name(filter, name)))
+}
+
+fn meshplug_common_name(filter: &str, name: &str) -> String {
+    format!("meshplug.{}.{}", filter.replace('-', "_"), name)
+}
+
+/// Polls `check` every 20 ms until it holds or `patience` runs out (metrics are flushed by each
+/// worker independently, so a counter may lag its response by a moment).
+pub fn eventually(patience: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The median of some durations.
+pub fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs.get(xs.len() / 2).copied().unwrap_or_default()
+}

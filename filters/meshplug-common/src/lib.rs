@@ -17,7 +17,7 @@ pub mod reply;
 pub mod testing;
 pub mod timers;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(test)))]
 pub mod wasm;
 
 /// The git commit this module was built from (`unknown` outside a git checkout).

@@ -1,0 +1,251 @@
+//! The fault filter against the real Envoy 1.40 (two workers): delays and their accuracy, the abort
+//! ratio, gRPC aborts, header control, maxActiveFaults, match rules, and refused configs.
+
+use meshplug_tests::{eventually, lab_with, median, metric, Lab, Req};
+use serde_json::json;
+use std::time::Duration;
+
+const FAULT: &str = "fault";
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn delays_are_injected_accurately_and_marked() {
+    let lab = lab_with(
+        FAULT,
+        json!({"rules": [{"match": [{"headers": {"x-test-fault": {"exact": "inject"}}}],
+                          "delay": {"fixedDelay": "150ms"}}]}),
+    );
+    let client = lab.envoy.client().unwrap();
+    // Baseline latency of undelayed requests, measured in the same run.
+    let plain: Vec<_> = (0..20).map(|_| client.get("/plain").unwrap()).collect();
+    assert!(plain.iter().all(|r| r.status == 200 && r.header("x-meshplug-fault").is_none()));
+    let baseline = median(plain.iter().map(|r| r.elapsed).collect());
+
+    let n = 60;
+    let reqs = (0..n).map(|_| Req::get("/slow").header("x-test-fault", "inject")).collect();
+    let delayed: Vec<_> = client.send_all(reqs, 6).into_iter().map(|r| r.unwrap()).collect();
+    for r in &delayed {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["upstream"], "echo", "a delayed request still reaches the upstream");
+        assert_eq!(r.header("x-meshplug-fault"), Some("delay"));
+        assert!(r.elapsed >= ms(150), "delay too short: {:?}", r.elapsed);
+        assert!(r.elapsed < ms(1150), "delay far too long: {:?}", r.elapsed);
+    }
+    let med = median(delayed.iter().map(|r| r.elapsed).collect());
+    let error = med.saturating_sub(ms(150)).saturating_sub(baseline);
+    println!(
+        "delay accuracy: fixedDelay 150ms, median observed {:.2} ms over {n} requests, baseline request {:.2} ms, \
+         median injected-delay error {:.2} ms",
+        med.as_secs_f64() * 1e3,
+        baseline.as_secs_f64() * 1e3,
+        error.as_secs_f64() * 1e3
+    );
+    assert!(eventually(ms(2000), || metric(&lab, FAULT, "delays_injected") == n));
+}
+
+#[test]
+fn a_delayed_request_keeps_its_body() {
+    let lab = lab_with(FAULT, json!({"rules": [{"delay": {"fixedDelay": "100ms"}}]}));
+    let client = lab.envoy.client().unwrap();
+    let body = vec![b'x'; 200_000];
+    let r = client.send(Req::post("/upload", &body)).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["bodyBytes"], 200_000);
+    assert!(r.elapsed >= ms(100));
+}
+
+#[test]
+fn abort_ratio_is_within_one_point_over_10000_requests() {
+    let lab = lab_with(FAULT, json!({"rules": [{"abort": {"httpStatus": 503, "percentage": {"value": 10}}}]}));
+    let client = lab.envoy.client().unwrap();
+    let n = 10_000u64;
+    let results = client.send_all((0..n).map(|_| Req::get("/ratio")).collect(), 16);
+    let mut aborted = 0u64;
+    for r in results {
+        let r = r.unwrap();
+        match r.status {
+            503 => {
+                assert_eq!(r.header("x-meshplug-fault"), Some("abort"));
+                assert_eq!(r.text(), "fault filter abort");
+                aborted += 1;
+            }
+            200 => assert!(r.header("x-meshplug-fault").is_none()),
+            other => panic!("unexpected status {other}: {}", r.text()),
+        }
+    }
+    let pct = aborted as f64 * 100.0 / n as f64;
+    println!("abort ratio: {aborted}/{n} = {pct:.2}% (configured 10%)");
+    assert!((pct - 10.0).abs() <= 1.0, "abort ratio {pct}% is not within 1 point of 10%");
+    assert!(eventually(ms(2000), || metric(&lab, FAULT, "aborts_injected") == aborted));
+}
+
+#[test]
+fn grpc_aborts_answer_with_grpc_status() {
+    let lab = lab_with(
+        FAULT,
+        json!({"rules": [
+            {"match": [{"uri": {"prefix": "/payments.Payments/"}}], "abort": {"grpcStatus": "UNAVAILABLE"}},
+            {"match": [{"uri": {"prefix": "/other.Svc/"}}], "abort": {"grpcStatus": 7}}]}),
+    );
+    let client = lab.envoy.client().unwrap();
+    let grpc = |path: &str| Req::post(path, b"\0\0\0\0\0").header("content-type", "application/grpc").header("te", "trailers");
+    let r = client.send_h2(grpc("/payments.Payments/Pay")).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("grpc-status"), Some("14"), "{:?}", r.headers);
+    assert_eq!(r.header("grpc-message"), Some("fault filter abort"));
+    assert_eq!(r.header("x-meshplug-fault"), Some("abort"));
+    let r = client.send(grpc("/other.Svc/Call")).unwrap();
+    assert_eq!((r.status, r.header("grpc-status")), (200, Some("7")), "HTTP/1.1 gRPC too: {:?}", r.headers);
+    let r = client.send_h2(grpc("/unfaulted.Svc/Call")).unwrap();
+    assert_eq!(r.json()["upstream"], "echo");
+}
+
+#[test]
+fn header_control_is_off_by_default() {
+    let lab = lab_with(FAULT, json!({}));
+    let client = lab.envoy.client().unwrap();
+    let r = client
+        .send(Req::get("/").header("x-envoy-fault-abort-request", "503").header("x-envoy-fault-delay-request", "500"))
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.elapsed < ms(500));
+    assert_eq!(metric(&lab, FAULT, "aborts_injected") + metric(&lab, FAULT, "delays_injected"), 0);
+}
+
+#[test]
+fn header_control_when_enabled() {
+    let lab = lab_with(FAULT, json!({"headerControl": {"enabled": true, "maxDelay": "2s"}}));
+    let client = lab.envoy.client().unwrap();
+    let r = client.send(Req::get("/").header("x-envoy-fault-abort-request", "418")).unwrap();
+    assert_eq!((r.status, r.header("x-meshplug-fault")), (418, Some("abort")));
+
+    let r = client.send(Req::get("/").header("x-envoy-fault-delay-request", "200")).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.elapsed >= ms(200) && r.elapsed < ms(1200), "{:?}", r.elapsed);
+
+    let r = client
+        .send_h2(Req::post("/g.S/M", b"").header("content-type", "application/grpc").header("x-envoy-fault-abort-grpc-request", "8"))
+        .unwrap();
+    assert_eq!(r.header("grpc-status"), Some("8"));
+
+    let r = client
+        .send(Req::get("/").header("x-envoy-fault-abort-request", "503").header("x-envoy-fault-abort-request-percentage", "0"))
+        .unwrap();
+    assert_eq!(r.status, 200, "0% never aborts");
+
+    // Bad control headers are ignored (the request passes) and counted.
+    for (name, value) in [
+        ("x-envoy-fault-abort-request", "42"),
+        ("x-envoy-fault-abort-request", "600"),
+        ("x-envoy-fault-abort-request", "oops"),
+        ("x-envoy-fault-delay-request", "-5"),
+        ("x-envoy-fault-delay-request", "60000"),
+        ("x-envoy-fault-abort-grpc-request", "99"),
+    ] {
+        let r = client.send(Req::get("/").header(name, value)).unwrap();
+        assert_eq!(r.status, 200, "{name}: {value}");
+        assert!(r.elapsed < ms(1000));
+    }
+    assert!(eventually(ms(2000), || metric(&lab, FAULT, "bad_control_headers") == 6));
+}
+
+#[test]
+fn max_active_faults_bounds_concurrent_faults_across_workers() {
+    let lab = lab_with(FAULT, json!({"rules": [{"delay": {"fixedDelay": "1500ms"}}], "maxActiveFaults": 3}));
+    let client = lab.envoy.client().unwrap();
+    let n = 16;
+    let results: Vec<_> = client
+        .send_all((0..n).map(|i| Req::get(&format!("/busy/{i}"))).collect(), n)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let delayed = results.iter().filter(|r| r.header("x-meshplug-fault") == Some("delay")).count();
+    let fast = results.iter().filter(|r| r.elapsed < ms(1500) && r.header("x-meshplug-fault").is_none()).count();
+    assert!(results.iter().all(|r| r.status == 200));
+    assert_eq!(delayed, 3, "exactly maxActiveFaults requests are delayed at once");
+    assert_eq!(fast, n - 3, "the rest pass untouched");
+    assert!(eventually(ms(2000), || metric(&lab, FAULT, "skipped_max_active") == (n - 3) as u64));
+    // Both workers took connections, so the bound held across workers.
+    let stats = lab.envoy.stats().unwrap();
+    let per_worker: Vec<u64> = ["worker_0", "worker_1"]
+        .iter()
+        .map(|w| {
+            stats
+                .iter()
+                .filter(|(k, _)| k.starts_with("listener.127.0.0.1_") && k.ends_with(&format!("{w}.downstream_cx_total")))
+                .map(|(_, v)| *v)
+                .sum()
+        })
+        .collect();
+    assert!(per_worker.iter().all(|c| *c > 0), "connections per worker: {per_worker:?}");
+    // The slots are released when the faulted requests end.
+    let r = client.get("/after").unwrap();
+    assert_eq!(r.header("x-meshplug-fault"), Some("delay"));
+}
+
+#[test]
+fn match_rules_pick_the_first_matching_rule() {
+    let lab = lab_with(
+        FAULT,
+        json!({"rules": [
+            {"name": "exempt-health", "match": [{"uri": {"exact": "/health"}}]},
+            {"match": [{"uri": {"prefix": "/api"}, "method": {"exact": "POST"}}], "abort": {"httpStatus": 500}},
+            {"match": [{"queryParams": {"fail": {"exact": "yes"}}}], "abort": {"httpStatus": 502}},
+            {"match": [{"headers": {"x-user": {"regex": "tester-[0-9]+"}}, "withoutHeaders": {"x-safe": {"present": true}}}],
+             "abort": {"httpStatus": 504}},
+            {"match": [{"uri": {"prefix": "/"}, "headers": {"x-test-fault": {"exact": "inject"}}}], "abort": {"httpStatus": 503}}
+        ]}),
+    );
+    let client = lab.envoy.client().unwrap();
+    let cases: Vec<(Req, u16)> = vec![
+        (Req::get("/health").header("x-test-fault", "inject"), 200),
+        (Req::post("/api/pay", b"{}"), 500),
+        (Req::get("/api/pay"), 200),
+        (Req::get("/x?fail=yes"), 502),
+        (Req::get("/x?fail=no"), 200),
+        (Req::get("/x").header("x-user", "tester-42"), 504),
+        (Req::get("/x").header("x-user", "tester-42").header("x-safe", "1"), 200),
+        (Req::get("/x").header("x-user", "tester-x"), 200),
+        (Req::get("/x").header("x-test-fault", "inject"), 503),
+        (Req::get("/x").header("x-test-fault", "other"), 200),
+    ];
+    for (req, want) in cases {
+        let desc = format!("{} {} {:?}", req.method, req.path, req.headers);
+        let r = client.send(req).unwrap();
+        assert_eq!(r.status, want, "{desc}: {}", r.text());
+    }
+}
+
+/// Envoy refuses to start with an invalid pluginConfig, and the log names the field.
+fn refused(config: serde_json::Value) -> String {
+    match Lab::builder().filter(FAULT, config).start() {
+        Ok(_) => panic!("Envoy started with an invalid config"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn invalid_configs_are_refused_at_load_with_the_field_named() {
+    let cases = [
+        (json!({"rules": [{"abort": {"httpStatus": 42}}]}), "[fault] invalid config at /rules/0/abort/httpStatus: HTTP status 42 is out of range"),
+        (json!({"rules": [{"delay": {"fixedDelay": "1s", "percentage": {"value": -5}}}]}), "[fault] invalid config at /rules/0/delay/percentage: percentage -5 is out of range"),
+        (json!({"rules": [{"delay": {"fixedDelay": "soon"}}]}), "[fault] invalid config at /rules/0/delay/fixedDelay:"),
+        (json!({"rules": [], "bogus": true}), "[fault] invalid config at /bogus: unknown field `bogus`"),
+    ];
+    for (config, expected) in cases {
+        let log = refused(config);
+        assert!(log.contains(expected), "expected {expected:?} in:\n{log}");
+        assert!(!log.contains("panic"), "{log}");
+    }
+}
+
+#[test]
+fn the_vm_logs_its_version_line() {
+    let lab = lab_with(FAULT, json!({}));
+    let log = lab.envoy.log();
+    assert!(log.contains("[fault] meshplug fault 0.1.0 (git "), "{log}");
+    assert!(log.contains("[fault] configured: 0 rule(s)"), "{log}");
+}
