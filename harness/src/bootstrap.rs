@@ -96,11 +96,8 @@ impl Setup {
             self.routes
                 .iter()
                 .map(|r| {
-                    let headers: Vec<Value> = r
-                        .headers
-                        .iter()
-                        .map(|(k, v)| json!({ "name": k, "string_match": { "exact": v } }))
-                        .collect();
+                    let headers: Vec<Value> =
+                        r.headers.iter().map(|(k, v)| json!({ "name": k, "string_match": { "exact": v } })).collect();
                     let mut m = json!({ "prefix": r.prefix });
                     if !headers.is_empty() {
                         m["headers"] = Value::Array(headers);

@@ -46,7 +46,8 @@ pub fn find_envoy_with(
     };
 
     if let Some(p) = explicit {
-        return check(p.to_path_buf(), "--envoy").ok_or_else(|| format!("--envoy {} is not an executable file", p.display()));
+        return check(p.to_path_buf(), "--envoy")
+            .ok_or_else(|| format!("--envoy {} is not an executable file", p.display()));
     }
     for var in ["ENVOY_BIN", "ENVOY_PATH"] {
         if let Some(p) = getenv(var).filter(|v| !v.is_empty()) {
@@ -75,7 +76,7 @@ pub fn find_envoy_with(
             Some(v) => vec![v.clone()],
             None => {
                 let mut installed = list_versions(&dir);
-                installed.sort_by(|a, b| version_key(b).cmp(&version_key(a)));
+                installed.sort_by_key(|v| std::cmp::Reverse(version_key(v)));
                 if let Some(i) = installed.iter().position(|v| v == ENVOY_VERSION) {
                     let v = installed.remove(i);
                     installed.insert(0, v);
@@ -160,7 +161,7 @@ mod tests {
         vars.insert("FUNC_E_HOME", fe_home.clone().into());
         vars.insert("FUNC_E_DATA_HOME", fe_data.clone().into());
         vars.insert("PATH", path_dir.clone().into());
-        let mut expect = |source: &str, path: PathBuf, vars: &HashMap<&str, OsString>| {
+        let expect = |source: &str, path: PathBuf, vars: &HashMap<&str, OsString>| {
             let found = find_envoy_with(None, &project, &|k| vars.get(k).cloned()).unwrap();
             assert_eq!((found.source.as_str(), &found.path), (source, &path));
         };
@@ -189,7 +190,7 @@ mod tests {
     #[test]
     fn newest_version_sorts_first() {
         let mut v = vec!["1.9.0".to_string(), "1.40.0".into(), "1.10.2".into()];
-        v.sort_by(|a, b| version_key(b).cmp(&version_key(a)));
+        v.sort_by_key(|x| std::cmp::Reverse(version_key(x)));
         assert_eq!(v, ["1.40.0", "1.10.2", "1.9.0"]);
     }
 }

@@ -5,11 +5,11 @@ use crate::bootstrap::{Cluster, RouteSpec, Setup, WasmFilter};
 use crate::composition::{Composition, Upstream};
 use crate::echo::EchoServer;
 use crate::envoy::{find_envoy, EnvoyBinary};
-use crate::filters::{module_path, workspace_root};
+use crate::filters::{lookup, module_path, workspace_root};
 use crate::run::{EnvoyOptions, RunningEnvoy};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A running Envoy with its upstreams. Fields drop in order: Envoy first.
 pub struct Lab {
@@ -86,12 +86,28 @@ impl LabBuilder {
         })
     }
 
-    /// The Envoy bootstrap for upstreams listening on `ports` (by upstream name).
+    /// The Envoy bootstrap for upstreams listening on `ports` (by upstream name), with the modules
+    /// from the build (which must exist).
     pub fn setup(&self, ports: &BTreeMap<String, u16>) -> anyhow::Result<Setup> {
+        self.setup_with(ports, None)
+    }
+
+    /// Like [`LabBuilder::setup`]; with `module_dir`, module paths point into that directory instead
+    /// (for configs committed to the repository, e.g. `target/wasm32-wasip1/release`).
+    pub fn setup_with(&self, ports: &BTreeMap<String, u16>, module_dir: Option<&Path>) -> anyhow::Result<Setup> {
         let filters = self
             .filters
             .iter()
-            .map(|(name, config)| Ok(WasmFilter::new(name, module_path(name)?, config.clone())))
+            .map(|(name, config)| {
+                let module = match module_dir {
+                    Some(dir) => {
+                        let kind = lookup(name).ok_or_else(|| anyhow::anyhow!("unknown filter {name:?}"))?;
+                        dir.join(kind.module_file())
+                    }
+                    None => module_path(name)?,
+                };
+                Ok(WasmFilter::new(name, module, config.clone()))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let clusters = self
             .upstreams
@@ -101,14 +117,17 @@ impl LabBuilder {
         Ok(Setup { port: self.port, admin_port: self.admin_port, filters, clusters, routes: self.routes.clone() })
     }
 
+    /// The static bootstrap for a committed example: every upstream on `upstream_port`.
+    pub fn render_static(&self, upstream_port: u16, module_dir: Option<&Path>) -> anyhow::Result<Value> {
+        let ports = self.upstreams.iter().map(|u| (u.name.clone(), upstream_port)).collect();
+        Ok(self.setup_with(&ports, module_dir)?.render())
+    }
+
     /// Starts the upstreams, then Envoy; returns when Envoy is ready.
     pub fn start(self) -> anyhow::Result<Lab> {
         let binary = find_envoy(self.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
-        let upstreams = self
-            .upstreams
-            .iter()
-            .map(|u| EchoServer::start(&u.name, 0))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let upstreams =
+            self.upstreams.iter().map(|u| EchoServer::start(&u.name, 0)).collect::<anyhow::Result<Vec<_>>>()?;
         let ports = upstreams.iter().map(|e| (e.name.clone(), e.addr.port())).collect();
         let config = self.setup(&ports)?.render();
         let mut opts = EnvoyOptions::new(binary.clone());

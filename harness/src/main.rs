@@ -84,15 +84,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let c = Composition::load(&composition)?;
             check(&c, &composition)?;
             let builder = LabBuilder::from_composition(&c, workload.as_deref())?;
-            let ports = builder.upstreams.iter().map(|u| (u.name.clone(), upstream_port)).collect();
-            let mut setup = builder.setup(&ports)?;
-            if let Some(dir) = module_dir {
-                for f in &mut setup.filters {
-                    let file = f.module.file_name().map(PathBuf::from).unwrap_or_default();
-                    f.module = dir.join(file);
-                }
-            }
-            print!("# Rendered by `meshplug render-envoy` from the composition next to it; do not edit by hand.\n{}", serde_yaml_ng::to_string(&setup.render())?);
+            let config = builder.render_static(upstream_port, module_dir.as_deref())?;
+            print!("{RENDERED_HEADER}{}", serde_yaml_ng::to_string(&config)?);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Up { composition, workload, envoy, no_build } => {
@@ -106,7 +99,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let w = c.workload(workload.as_deref())?;
             let mut lab = builder.start()?;
             println!("Envoy {} (found via {})", lab.binary.path.display(), lab.binary.source);
-            println!("workload {:?}: {}", w.name, w.filters.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(" → "));
+            println!(
+                "workload {:?}: {}",
+                w.name,
+                w.filters.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(" → ")
+            );
             for u in &lab.upstreams {
                 println!("echo upstream {:?} on {}", u.name, u.addr);
             }
@@ -120,6 +117,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+const RENDERED_HEADER: &str =
+    "# Rendered by `meshplug render-envoy` from the composition next to it; do not edit by hand.\n";
 
 fn check(c: &Composition, path: &std::path::Path) -> anyhow::Result<()> {
     let errors = c.validate();

@@ -91,7 +91,8 @@ fn grpc_aborts_answer_with_grpc_status() {
             {"match": [{"uri": {"prefix": "/other.Svc/"}}], "abort": {"grpcStatus": 7}}]}),
     );
     let client = lab.envoy.client().unwrap();
-    let grpc = |path: &str| Req::post(path, b"\0\0\0\0\0").header("content-type", "application/grpc").header("te", "trailers");
+    let grpc =
+        |path: &str| Req::post(path, b"\0\0\0\0\0").header("content-type", "application/grpc").header("te", "trailers");
     let r = client.send_h2(grpc("/payments.Payments/Pay")).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("grpc-status"), Some("14"), "{:?}", r.headers);
@@ -127,12 +128,20 @@ fn header_control_when_enabled() {
     assert!(r.elapsed >= ms(200) && r.elapsed < ms(1200), "{:?}", r.elapsed);
 
     let r = client
-        .send_h2(Req::post("/g.S/M", b"").header("content-type", "application/grpc").header("x-envoy-fault-abort-grpc-request", "8"))
+        .send_h2(
+            Req::post("/g.S/M", b"")
+                .header("content-type", "application/grpc")
+                .header("x-envoy-fault-abort-grpc-request", "8"),
+        )
         .unwrap();
     assert_eq!(r.header("grpc-status"), Some("8"));
 
     let r = client
-        .send(Req::get("/").header("x-envoy-fault-abort-request", "503").header("x-envoy-fault-abort-request-percentage", "0"))
+        .send(
+            Req::get("/")
+                .header("x-envoy-fault-abort-request", "503")
+                .header("x-envoy-fault-abort-request-percentage", "0"),
+        )
         .unwrap();
     assert_eq!(r.status, 200, "0% never aborts");
 
@@ -175,7 +184,9 @@ fn max_active_faults_bounds_concurrent_faults_across_workers() {
         .map(|w| {
             stats
                 .iter()
-                .filter(|(k, _)| k.starts_with("listener.127.0.0.1_") && k.ends_with(&format!("{w}.downstream_cx_total")))
+                .filter(|(k, _)| {
+                    k.starts_with("listener.127.0.0.1_") && k.ends_with(&format!("{w}.downstream_cx_total"))
+                })
                 .map(|(_, v)| *v)
                 .sum()
         })
@@ -230,8 +241,14 @@ fn refused(config: serde_json::Value) -> String {
 #[test]
 fn invalid_configs_are_refused_at_load_with_the_field_named() {
     let cases = [
-        (json!({"rules": [{"abort": {"httpStatus": 42}}]}), "[fault] invalid config at /rules/0/abort/httpStatus: HTTP status 42 is out of range"),
-        (json!({"rules": [{"delay": {"fixedDelay": "1s", "percentage": {"value": -5}}}]}), "[fault] invalid config at /rules/0/delay/percentage: percentage -5 is out of range"),
+        (
+            json!({"rules": [{"abort": {"httpStatus": 42}}]}),
+            "[fault] invalid config at /rules/0/abort/httpStatus: HTTP status 42 is out of range",
+        ),
+        (
+            json!({"rules": [{"delay": {"fixedDelay": "1s", "percentage": {"value": -5}}}]}),
+            "[fault] invalid config at /rules/0/delay/percentage: percentage -5 is out of range",
+        ),
         (json!({"rules": [{"delay": {"fixedDelay": "soon"}}]}), "[fault] invalid config at /rules/0/delay/fixedDelay:"),
         (json!({"rules": [], "bogus": true}), "[fault] invalid config at /bogus: unknown field `bogus`"),
     ];

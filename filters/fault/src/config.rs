@@ -108,9 +108,23 @@ impl<'de> Deserialize<'de> for HttpStatus {
 
 /// gRPC status names as Istio writes them (`"UNAVAILABLE"`), in code order.
 pub const GRPC_NAMES: [&str; 17] = [
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
 ];
 
 pub fn check_grpc_status(code: u64) -> Result<u32, String> {
@@ -249,10 +263,16 @@ mod tests {
             (r#"{"rules":[{},{"delay":{"fixedDelay":"10"}}]}"#, "/rules/1/delay/fixedDelay", "no unit"),
             (r#"{"rules":[{"delay":{"fixedDelay":"-1s"}}]}"#, "/rules/0/delay/fixedDelay", "negative"),
             (r#"{"rules":[{"delay":{"fixedDelay":"0s"}}]}"#, "/rules/0/delay/fixedDelay", "does nothing"),
-            (r#"{"rules":[{"delay":{"fixedDelay":"1s","percentage":{"value":-1}}}]}"#,
-             "/rules/0/delay/percentage", "out of range"),
-            (r#"{"rules":[{"delay":{"fixedDelay":"1s","percentage":{"value":101}}}]}"#,
-             "/rules/0/delay/percentage", "out of range"),
+            (
+                r#"{"rules":[{"delay":{"fixedDelay":"1s","percentage":{"value":-1}}}]}"#,
+                "/rules/0/delay/percentage",
+                "out of range",
+            ),
+            (
+                r#"{"rules":[{"delay":{"fixedDelay":"1s","percentage":{"value":101}}}]}"#,
+                "/rules/0/delay/percentage",
+                "out of range",
+            ),
             (r#"{"rules":[{"delay":{"fixedDelay":"1s","percent":5}}]}"#, "/rules/0/delay/percent", "unknown field"),
             (r#"{"maxActiveFaults":0}"#, "/maxActiveFaults", "at least 1"),
             (r#"{"maxActiveFaults":-3}"#, "/maxActiveFaults", "invalid value"),

@@ -53,10 +53,12 @@ impl RootContext for FaultRoot {
         };
         fault.prepare(&ProxySharedData);
         let metrics = self.metrics.get_or_insert_with(|| ProxyMetrics::define(FILTER, &METRIC_NAMES)).clone();
-        log::info!("configured: {} rule(s), header control {}, maxActiveFaults {}",
+        log::info!(
+            "configured: {} rule(s), header control {}, maxActiveFaults {}",
             fault.config().rules.len(),
             if fault.config().header_control.enabled { "on" } else { "off" },
-            fault.config().max_active_faults);
+            fault.config().max_active_faults
+        );
         self.shared = Some(Rc::new(Shared {
             fault,
             random: RefCell::new(SeededRandom::from_entropy()),

@@ -94,14 +94,9 @@ impl Fault {
     /// Decides one request from its headers.
     pub fn on_request(&self, req: &dyn RequestHeaders, env: &mut Env) -> Decision {
         let rule = self.config.rules.iter().find(|r| r.matches.matches(req));
-        let mut delay = rule
-            .and_then(|r| r.delay.as_ref())
-            .filter(|d| d.percentage.roll(env.random))
-            .map(|d| d.fixed_delay.0);
-        let mut abort = rule
-            .and_then(|r| r.abort.as_ref())
-            .filter(|a| a.percentage.roll(env.random))
-            .map(|a| a.status);
+        let mut delay =
+            rule.and_then(|r| r.delay.as_ref()).filter(|d| d.percentage.roll(env.random)).map(|d| d.fixed_delay.0);
+        let mut abort = rule.and_then(|r| r.abort.as_ref()).filter(|a| a.percentage.roll(env.random)).map(|a| a.status);
 
         if self.config.header_control.enabled {
             let asked = read_control_headers(req, self.config.header_control.max_delay.0, env.metrics);
@@ -144,7 +139,10 @@ impl Fault {
             (None, Some(reply)) => Action::Respond(reply),
             (None, None) => Action::Continue,
         };
-        log::debug!("fault injected: {action:?}{}", rule.and_then(|r| r.name.as_deref()).map(|n| format!(" (rule {n})")).unwrap_or_default());
+        log::debug!(
+            "fault injected: {action:?}{}",
+            rule.and_then(|r| r.name.as_deref()).map(|n| format!(" (rule {n})")).unwrap_or_default()
+        );
         Decision { action, delayed: delay.is_some(), holds_slot: true }
     }
 
@@ -169,18 +167,12 @@ pub fn abort_reply(status: AbortStatus, delayed: bool) -> LocalReply {
     let marker = if delayed { "delay,abort" } else { "abort" };
     let headers = vec![(FAULT_HEADER.to_string(), marker.to_string())];
     match status {
-        AbortStatus::Http(s) => LocalReply {
-            status: s,
-            grpc_status: None,
-            headers,
-            body: ABORT_BODY.as_bytes().to_vec(),
-        },
-        AbortStatus::Grpc(code) => LocalReply {
-            status: 200,
-            grpc_status: Some(code),
-            headers,
-            body: ABORT_BODY.as_bytes().to_vec(),
-        },
+        AbortStatus::Http(s) => {
+            LocalReply { status: s, grpc_status: None, headers, body: ABORT_BODY.as_bytes().to_vec() }
+        }
+        AbortStatus::Grpc(code) => {
+            LocalReply { status: 200, grpc_status: Some(code), headers, body: ABORT_BODY.as_bytes().to_vec() }
+        }
     }
 }
 
@@ -275,7 +267,11 @@ mod tests {
 
     impl Host {
         fn new() -> Self {
-            Self { random: SeededRandom::new(42), shared: MemorySharedData::default(), metrics: RecordingMetrics::default() }
+            Self {
+                random: SeededRandom::new(42),
+                shared: MemorySharedData::default(),
+                metrics: RecordingMetrics::default(),
+            }
         }
         fn run(&mut self, fault: &Fault, req: &TestRequest) -> Decision {
             let mut env = Env { random: &mut self.random, shared: &self.shared, metrics: &self.metrics };
@@ -309,7 +305,10 @@ mod tests {
                 {"delay":{"fixedDelay":"150ms"}}]}"#,
         );
         let mut h = Host::new();
-        assert_eq!(h.run(&f, &TestRequest::new("GET", "/health").with("x-test-fault", "inject")).action, Action::Continue);
+        assert_eq!(
+            h.run(&f, &TestRequest::new("GET", "/health").with("x-test-fault", "inject")).action,
+            Action::Continue
+        );
         match h.run(&f, &get().with("x-test-fault", "inject")).action {
             Action::Respond(r) => {
                 assert_eq!(r.status, 503);
@@ -342,7 +341,8 @@ mod tests {
 
     #[test]
     fn percentages_are_honest() {
-        let f = fault(r#"{"rules":[{"abort":{"httpStatus":500,"percentage":{"value":10}}}],"maxActiveFaults":100000000}"#);
+        let f =
+            fault(r#"{"rules":[{"abort":{"httpStatus":500,"percentage":{"value":10}}}],"maxActiveFaults":100000000}"#);
         let mut h = Host::new();
         let n = 100_000;
         let aborted = (0..n).filter(|_| matches!(h.run(&f, &get()).action, Action::Respond(_))).count();

@@ -122,8 +122,7 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named_with_its_pointer() {
-        let err = parse_json::<Outer>(br#"{"rules":[{"httpStatus":500},{"httpStatus":500,"bogus":1}]}"#)
-            .unwrap_err();
+        let err = parse_json::<Outer>(br#"{"rules":[{"httpStatus":500},{"httpStatus":500,"bogus":1}]}"#).unwrap_err();
         assert_eq!(err.pointer, "/rules/1/bogus");
         assert!(err.reason.contains("unknown field `bogus`"), "{}", err.reason);
         assert!(!err.reason.contains("line"), "{}", err.reason);

@@ -73,9 +73,7 @@ impl StringMatch {
     fn matches_ignoring_case(&self, value: &str) -> bool {
         match self {
             StringMatch::Exact(s) => value.eq_ignore_ascii_case(s),
-            StringMatch::Prefix(s) => value
-                .get(..s.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(s)),
+            StringMatch::Prefix(s) => value.get(..s.len()).is_some_and(|head| head.eq_ignore_ascii_case(s)),
             StringMatch::Regex(r) => r.is_match(value),
         }
     }
@@ -221,14 +219,8 @@ impl HttpMatchRequest {
                 }
             }
         }
-        let headers_hold = self
-            .headers
-            .iter()
-            .all(|(name, m)| m.matches(req.header(name).as_deref()));
-        let without_hold = self
-            .without_headers
-            .iter()
-            .all(|(name, m)| !m.matches(req.header(name).as_deref()));
+        let headers_hold = self.headers.iter().all(|(name, m)| m.matches(req.header(name).as_deref()));
+        let without_hold = self.without_headers.iter().all(|(name, m)| !m.matches(req.header(name).as_deref()));
         headers_hold && without_hold
     }
 }

@@ -67,10 +67,7 @@ pub struct ProxyClock;
 
 impl Clock for ProxyClock {
     fn now(&self) -> Duration {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .unwrap_or_default()
+        hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default()
     }
 }
 

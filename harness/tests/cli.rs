@@ -1,0 +1,59 @@
+//! The `meshplug` binary's checks, as a user runs them.
+
+use std::process::Command;
+
+fn meshplug(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshplug")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("meshplug-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn validate_accepts_the_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/fault/composition.yaml");
+    let (code, out, err) = meshplug(&["validate", example]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok"));
+}
+
+#[test]
+fn validate_names_every_error_with_its_pointer_and_fails() {
+    let path = write(
+        "bad.yaml",
+        "workloads:\n  - name: w\n    filters:\n      - name: fault\n        pluginConfig:\n          rules:\n            - abort: {httpStatus: 42}\n      - name: fault\n        pluginConfig: {maxActiveFaults: 0}\n      - name: nosuch\n",
+    );
+    let (code, _, err) = meshplug(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid config at /workloads/0/filters/0/pluginConfig/rules/0/abort/httpStatus: HTTP status 42"),
+        "{err}"
+    );
+    assert!(
+        err.contains("invalid config at /workloads/0/filters/1/pluginConfig/maxActiveFaults: must be at least 1"),
+        "{err}"
+    );
+    assert!(err.contains("invalid config at /workloads/0/filters/2/name: unknown filter \"nosuch\""), "{err}");
+    let (code, _, err) = meshplug(&["validate", "/nonexistent.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read /nonexistent.yaml"), "{err}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn which_envoy_says_where_it_looked() {
+    let (code, _, err) = meshplug(&["which-envoy", "--envoy", "/no/such/envoy"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/no/such/envoy is not an executable file"), "{err}");
+    let (code, out, err) = meshplug(&["which-envoy"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("found via"), "{out}");
+}
