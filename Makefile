@@ -5,7 +5,7 @@
 
 demo:
 	scripts/setup
-	cargo run --release --locked -p meshplug-harness -- up examples/fault/composition.yaml
+	cargo run --locked -p meshplug-harness -- up examples/fault/composition.yaml
 
 test:
 	scripts/test
