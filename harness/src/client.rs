@@ -80,6 +80,12 @@ impl Client {
         Ok(Self { base: base.trim_end_matches('/').into(), rt, h1, h2, timeout: Duration::from_secs(30) })
     }
 
+    /// The same client, giving up on a response after `timeout` (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// One request over HTTP/1.1.
     pub fn send(&self, req: Req) -> anyhow::Result<Resp> {
         self.rt.block_on(send(&self.h1, &self.base, req, self.timeout))

@@ -170,6 +170,11 @@ impl RunningEnvoy {
         self.stats().ok().and_then(|s| s.get(name).copied()).unwrap_or(0)
     }
 
+    /// Envoy's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Envoy's resident memory in bytes, from /proc.
     pub fn rss_bytes(&self) -> Option<u64> {
         let pid = self.child.as_ref()?.id();

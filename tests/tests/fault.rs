@@ -266,3 +266,32 @@ fn the_vm_logs_its_version_line() {
     assert!(log.contains("[fault] meshplug fault 0.1.0 (git "), "{log}");
     assert!(log.contains("[fault] configured: 0 rule(s)"), "{log}");
 }
+
+#[test]
+fn delay_then_abort_answers_after_the_delay() {
+    let lab = lab_with(FAULT, json!({"rules": [{"delay": {"fixedDelay": "200ms"}, "abort": {"httpStatus": 503}}]}));
+    let client = lab.envoy.client().unwrap();
+    let r = client.send(Req::post("/both", b"payload")).unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-meshplug-fault"), Some("delay,abort"));
+    assert_eq!(r.text(), "fault filter abort");
+    assert!(r.elapsed >= ms(200) && r.elapsed < ms(1200), "{:?}", r.elapsed);
+    assert!(eventually(ms(2000), || metric(&lab, FAULT, "delays_injected") == 1
+        && metric(&lab, FAULT, "aborts_injected") == 1));
+}
+
+#[test]
+fn a_client_that_gives_up_frees_its_fault_slot() {
+    let lab = lab_with(FAULT, json!({"rules": [{"delay": {"fixedDelay": "3s"}}], "maxActiveFaults": 1}));
+    let impatient = lab.envoy.client().unwrap().with_timeout(ms(200));
+    assert!(impatient.get("/gone").is_err(), "the client gives up before the delay ends");
+    drop(impatient); // closes the connection; Envoy resets the parked stream
+    let client = lab.envoy.client().unwrap().with_timeout(ms(200));
+    // Once Envoy has noticed, the slot is free again: the next request is delayed, not skipped.
+    let freed = eventually(ms(3000), || {
+        let before = metric(&lab, FAULT, "delays_injected");
+        let _ = client.get("/next");
+        metric(&lab, FAULT, "delays_injected") > before
+    });
+    assert!(freed, "the slot of the abandoned request was not released");
+}

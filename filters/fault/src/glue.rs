@@ -4,8 +4,9 @@ use crate::logic::{Decision, Env, Fault, FAULT_HEADER, FILTER, METRIC_NAMES};
 use meshplug_common::host::{Clock, SeededRandom};
 use meshplug_common::reply::Action as Decided;
 use meshplug_common::wasm::{self, Parking, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, MapType};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -127,7 +128,8 @@ impl HttpContext for FaultHttp {
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
         if let Some(d) = &self.decision {
             if d.delayed && matches!(d.action, Decided::Pause { then: None, .. }) {
-                self.set_http_response_header(FAULT_HEADER, Some("delay"));
+                // Direct hostcall: the SDK's trait method unwraps the host's status.
+                let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, FAULT_HEADER, Some("delay"));
             }
         }
         Action::Continue

@@ -38,10 +38,5 @@ pub fn log_prefix(target: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn prefixes_come_from_the_crate_name() {
-        assert_eq!(super::log_prefix("rate_limit::logic"), "[rate-limit]");
-        assert_eq!(super::log_prefix("fault"), "[fault]");
-    }
-}
+#[path = "tests/lib.rs"]
+mod tests;

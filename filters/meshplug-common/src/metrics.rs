@@ -8,9 +8,5 @@ pub fn metric_name(filter: &str, name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn names_follow_the_scheme() {
-        assert_eq!(super::metric_name("rate-limit", "allowed"), "meshplug.rate_limit.allowed");
-    }
-}
+#[path = "tests/metrics.rs"]
+mod tests;

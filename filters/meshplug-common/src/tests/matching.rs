@@ -1,0 +1,75 @@
+//! Tests of `matching` (kept apart from the filter code, which must never unwrap).
+
+use super::*;
+use crate::config::parse_json;
+use crate::testing::TestRequest;
+
+fn list(json: &str) -> MatchList {
+    parse_json(json.as_bytes()).unwrap()
+}
+
+#[test]
+fn empty_list_matches_everything() {
+    assert!(list("[]").matches(&TestRequest::new("GET", "/")));
+}
+
+#[test]
+fn uri_forms_ignore_the_query_string() {
+    let r = TestRequest::new("GET", "/api/v1/users?x=1");
+    assert!(list(r#"[{"uri":{"prefix":"/api"}}]"#).matches(&r));
+    assert!(list(r#"[{"uri":{"exact":"/api/v1/users"}}]"#).matches(&r));
+    assert!(list(r#"[{"uri":{"regex":"/api/v[0-9]+/.*"}}]"#).matches(&r));
+    assert!(!list(r#"[{"uri":{"regex":"v1"}}]"#).matches(&r), "regex is a full match");
+    assert!(!list(r#"[{"uri":{"exact":"/API/v1/users"}}]"#).matches(&r));
+    assert!(list(r#"[{"uri":{"exact":"/API/v1/users"},"ignoreUriCase":true}]"#).matches(&r));
+    assert!(list(r#"[{"uri":{"prefix":"/API"},"ignoreUriCase":true}]"#).matches(&r));
+}
+
+#[test]
+fn headers_present_absent_and_without() {
+    let r = TestRequest::new("POST", "/").with("x-user", "alice").with("x-debug", "");
+    assert!(list(r#"[{"headers":{"X-User":{"exact":"alice"}}}]"#).matches(&r));
+    assert!(list(r#"[{"headers":{"x-debug":{"present":true}}}]"#).matches(&r));
+    assert!(!list(r#"[{"headers":{"x-missing":{"present":true}}}]"#).matches(&r));
+    assert!(list(r#"[{"headers":{"x-missing":{"present":false}}}]"#).matches(&r));
+    assert!(!list(r#"[{"headers":{"x-missing":{"prefix":""}}}]"#).matches(&r));
+    assert!(!list(r#"[{"withoutHeaders":{"x-user":{"prefix":"al"}}}]"#).matches(&r));
+    assert!(list(r#"[{"withoutHeaders":{"x-user":{"exact":"bob"}}}]"#).matches(&r));
+    assert!(list(r#"[{"withoutHeaders":{"x-other":{"exact":"bob"}}}]"#).matches(&r));
+}
+
+#[test]
+fn method_authority_scheme_and_query() {
+    let r = TestRequest::new("GET", "/p?a=1&b=two&flag");
+    assert!(list(r#"[{"method":{"exact":"GET"}}]"#).matches(&r));
+    assert!(list(r#"[{"authority":{"exact":"example.com"},"scheme":{"exact":"http"}}]"#).matches(&r));
+    assert!(list(r#"[{"queryParams":{"b":{"exact":"two"},"flag":{"exact":""}}}]"#).matches(&r));
+    assert!(!list(r#"[{"queryParams":{"c":{"exact":""}}}]"#).matches(&r));
+    assert!(!list(r#"[{"method":{"exact":"POST"}}]"#).matches(&r));
+}
+
+#[test]
+fn any_of_the_list_matches() {
+    let l = list(r#"[{"method":{"exact":"PUT"}},{"uri":{"prefix":"/"}}]"#);
+    assert!(l.matches(&TestRequest::new("GET", "/x")));
+}
+
+#[test]
+fn bad_matches_are_refused_with_pointers() {
+    let e = parse_json::<MatchList>(br#"[{"uri":{"regex":"("}}]"#).unwrap_err();
+    assert_eq!(e.pointer, "/0/uri");
+    assert!(e.reason.contains("invalid regex"), "{}", e.reason);
+    let e = parse_json::<MatchList>(br#"[{"uri":{"suffix":"x"}}]"#).unwrap_err();
+    assert_eq!(e.pointer, "/0/uri");
+    let e = parse_json::<MatchList>(br#"[{"headers":{"x":{"exact":"a","prefix":"b"}}}]"#).unwrap_err();
+    assert!(e.pointer.starts_with("/0/headers/x"), "{e}");
+    let e = parse_json::<MatchList>(br#"[{"sourceLabels":{"app":"x"}}]"#).unwrap_err();
+    assert!(e.reason.contains("sourceLabels"), "{e}");
+}
+
+#[test]
+fn hostile_input_is_linear() {
+    let l = list(r#"[{"headers":{"x":{"regex":"(a+)+b"}}}]"#);
+    let evil = "a".repeat(100_000);
+    assert!(!l.matches(&TestRequest::new("GET", "/").with("x", &evil)));
+}
