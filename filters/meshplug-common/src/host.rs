@@ -12,10 +12,22 @@ pub trait RequestHeaders {
     fn header(&self, name: &str) -> Option<String>;
 }
 
+/// Request attributes beyond headers (Envoy's attribute paths, e.g. `["source", "address"]`).
+pub trait RequestProperties {
+    /// The raw value of the attribute at `path`, or `None` when the host has none.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+}
+
+/// Everything a filter can read about a request.
+pub trait Request: RequestHeaders + RequestProperties {}
+impl<T: RequestHeaders + RequestProperties> Request for T {}
+
 /// A source of uniformly distributed random numbers.
 pub trait Random {
     /// A number in `0..n` (`n` > 0).
     fn below(&mut self, n: u32) -> u32;
+    /// Any `u64`.
+    fn next_u64(&mut self) -> u64;
 }
 
 /// Wall-clock time from the host.
@@ -63,5 +75,9 @@ impl SeededRandom {
 impl Random for SeededRandom {
     fn below(&mut self, n: u32) -> u32 {
         self.0.u32(0..n.max(1))
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0.u64(..)
     }
 }

@@ -6,6 +6,7 @@
 //! [`reply`] (the filter's decision). The proxy-wasm implementations of the host traits, the logger,
 //! the panic hook and request parking are in `wasm` (Wasm builds only).
 
+pub mod claims;
 pub mod config;
 pub mod counter;
 pub mod duration;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod percent;
 pub mod reply;
 pub mod testing;
+pub mod throttle;
 pub mod timers;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]

@@ -1,23 +1,32 @@
 //! In-memory hosts for tests of filter logic (native and Wasm test runs alike).
 
-use crate::host::{Clock, Metrics, RequestHeaders, SharedData, SharedDataError};
+use crate::host::{Clock, Metrics, RequestHeaders, RequestProperties, SharedData, SharedDataError};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Request headers from a list of pairs (names lower-case, pseudo-headers included).
+/// Request headers from a list of pairs (names lower-case, pseudo-headers included), and properties.
 #[derive(Debug, Clone, Default)]
-pub struct TestRequest(pub Vec<(String, String)>);
+pub struct TestRequest(pub Vec<(String, String)>, pub Vec<(Vec<String>, Vec<u8>)>);
 
 impl TestRequest {
     /// A request with `:method`, `:path`, `:authority` and `:scheme` set.
     pub fn new(method: &str, path: &str) -> Self {
-        Self(vec![
-            (":method".into(), method.into()),
-            (":path".into(), path.into()),
-            (":authority".into(), "example.com".into()),
-            (":scheme".into(), "http".into()),
-        ])
+        Self(
+            vec![
+                (":method".into(), method.into()),
+                (":path".into(), path.into()),
+                (":authority".into(), "example.com".into()),
+                (":scheme".into(), "http".into()),
+            ],
+            vec![],
+        )
+    }
+
+    /// Sets the attribute at `path` (e.g. `["source", "address"]`).
+    pub fn with_property(mut self, path: &[&str], value: &[u8]) -> Self {
+        self.1.push((path.iter().map(|s| s.to_string()).collect(), value.to_vec()));
+        self
     }
 
     pub fn with(mut self, name: &str, value: &str) -> Self {
@@ -32,6 +41,12 @@ impl RequestHeaders for TestRequest {
     }
 }
 
+impl RequestProperties for TestRequest {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.1.iter().find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied())).map(|(_, v)| v.clone())
+    }
+}
+
 /// Shared data in a map, with CAS tokens like Envoy's, and a way to lose CAS races on purpose.
 #[derive(Default)]
 pub struct MemorySharedData {
@@ -40,6 +55,15 @@ pub struct MemorySharedData {
 }
 
 impl MemorySharedData {
+    /// How many keys exist.
+    pub fn len(&self) -> usize {
+        self.map.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.borrow().is_empty()
+    }
+
     /// The next `n` CAS writes fail as if another worker had won the race.
     pub fn fail_next_cas(&self, n: usize) {
         self.fail_cas.set(n);

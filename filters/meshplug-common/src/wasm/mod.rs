@@ -1,7 +1,7 @@
 //! The proxy-wasm side of the host traits, shared by every filter module (and the bundle).
 //! Everything here is thin: it moves data between Envoy's hostcalls and the pure logic.
 
-use crate::host::{Clock, Metrics, RequestHeaders, SharedData, SharedDataError};
+use crate::host::{Clock, Metrics, RequestHeaders, RequestProperties, SharedData, SharedDataError};
 use crate::reply::LocalReply;
 use crate::timers::Timers;
 use proxy_wasm::hostcalls;
@@ -59,6 +59,12 @@ pub struct ProxyRequest;
 impl RequestHeaders for ProxyRequest {
     fn header(&self, name: &str) -> Option<String> {
         hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+    }
+}
+
+impl RequestProperties for ProxyRequest {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
     }
 }
 

@@ -1,0 +1,247 @@
+//! The rate-limit filter's pluginConfig: JSON as users write it, and its checks.
+
+use meshplug_common::config::{child, parse_json, ConfigError};
+use meshplug_common::duration::ConfigDuration;
+use meshplug_common::matching::MatchList;
+use serde::{Deserialize, Deserializer};
+use std::time::Duration;
+
+pub const DEFAULT_MAX_KEYS: u32 = 100_000;
+/// Upper bound for `maxKeys`: each live key costs Envoy roughly 100–150 bytes of shared data.
+pub const MAX_MAX_KEYS: u32 = 10_000_000;
+pub const MAX_LIMITS_PER_RULE: usize = 8;
+pub const DEFAULT_STATUS: u16 = 429;
+pub const DEFAULT_BODY: &str = "rate limited\n";
+/// Longest `tau` (time a full bucket takes to drain back) the GCRA arithmetic is allowed: ten years.
+const MAX_BUCKET_SPAN: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimitConfig {
+    /// Every matching rule is charged; a request is refused if any rule refuses it.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Most live keys per rule (bounded memory whatever clients send).
+    #[serde(default = "default_max_keys")]
+    pub max_keys: u32,
+    #[serde(default)]
+    pub response: ResponseConfig,
+    /// What to do when the shared state cannot be updated (CAS retries exhausted, host error).
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+fn default_max_keys() -> u32 {
+    DEFAULT_MAX_KEYS
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rule {
+    /// Names the rule in metrics (`meshplug.rate_limit.<name>.allowed`) and in shared-data keys.
+    pub name: String,
+    #[serde(default, rename = "match")]
+    pub matches: MatchList,
+    /// What a bucket is per; absent: one bucket for the whole rule.
+    #[serde(default)]
+    pub key: KeySpec,
+    pub limits: Vec<Limit>,
+    /// Count and log refusals but let the requests through.
+    #[serde(default)]
+    pub shadow: bool,
+    #[serde(default)]
+    pub on_missing_key: OnMissingKey,
+}
+
+/// What a rule's buckets are keyed by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KeySpec {
+    /// One bucket for the rule.
+    #[default]
+    Global,
+    /// The value of a request header.
+    Header(String),
+    /// The client's IP: the source address, or the `trusted_hops`-th address from the right of
+    /// `x-forwarded-for`.
+    ClientIp { trusted_hops: u32 },
+    /// The request path (without the query string).
+    Path,
+    /// A claim published by jwt-authz in filter state.
+    Claim(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+enum KeyJson {
+    Header(String),
+    ClientIp(ClientIpJson),
+    Path(EmptyJson),
+    Claim(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ClientIpJson {
+    #[serde(default)]
+    trusted_hops: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyJson {}
+
+impl<'de> Deserialize<'de> for KeySpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match KeyJson::deserialize(deserializer)? {
+            KeyJson::Header(h) if h.trim().is_empty() => {
+                return Err(serde::de::Error::custom("the header name must not be empty"))
+            }
+            KeyJson::Header(h) => KeySpec::Header(h.to_ascii_lowercase()),
+            KeyJson::ClientIp(c) => KeySpec::ClientIp { trusted_hops: c.trusted_hops },
+            KeyJson::Path(_) => KeySpec::Path,
+            KeyJson::Claim(c) if c.is_empty() => {
+                return Err(serde::de::Error::custom("the claim name must not be empty"))
+            }
+            KeyJson::Claim(c) => KeySpec::Claim(c),
+        })
+    }
+}
+
+/// `requests` per `per`, plus `burst` extra at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limit {
+    pub requests: u32,
+    pub per: ConfigDuration,
+    #[serde(default)]
+    pub burst: u32,
+}
+
+impl Limit {
+    /// Requests a full bucket admits at once.
+    pub fn capacity(&self) -> u32 {
+        self.requests.saturating_add(self.burst)
+    }
+
+    /// The time between two refills of one request.
+    pub fn emission_interval(&self) -> Duration {
+        self.per.0 / self.requests.max(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnMissingKey {
+    /// Requests without a key share the rule's `unknown` bucket.
+    #[default]
+    Unknown,
+    /// Requests without a key are not limited by this rule.
+    Allow,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnError {
+    /// Refuse the request (the limit is enforced even when the shared state is under contention).
+    #[default]
+    Deny,
+    /// Let the request through.
+    Allow,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResponseConfig {
+    #[serde(default = "default_status")]
+    pub status: u16,
+    #[serde(default = "default_body")]
+    pub body: String,
+    /// `ratelimit-limit`/`-remaining`/`-reset` on every limited route's responses, `retry-after` on refusals.
+    #[serde(default = "yes")]
+    pub headers: bool,
+}
+
+fn default_status() -> u16 {
+    DEFAULT_STATUS
+}
+fn default_body() -> String {
+    DEFAULT_BODY.into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        Self { status: DEFAULT_STATUS, body: DEFAULT_BODY.into(), headers: true }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl RateLimitConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config: RateLimitConfig = parse_json(bytes)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_keys == 0 || self.max_keys > MAX_MAX_KEYS {
+            return Err(ConfigError::new("/maxKeys", format!("must be in [1, {MAX_MAX_KEYS}]")));
+        }
+        if !(200..600).contains(&self.response.status) {
+            return Err(ConfigError::new(
+                "/response/status",
+                format!("HTTP status {} is out of range; expected [200, 600)", self.response.status),
+            ));
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let rp = child("/rules", i);
+            if !valid_name(&rule.name) {
+                return Err(ConfigError::new(
+                    child(&rp, "name"),
+                    format!("{:?} is not a valid rule name: use 1–64 letters, digits, '-' or '_'", rule.name),
+                ));
+            }
+            if self.rules.iter().take(i).any(|r| r.name == rule.name) {
+                return Err(ConfigError::new(child(&rp, "name"), format!("duplicate rule name {:?}", rule.name)));
+            }
+            if rule.limits.is_empty() || rule.limits.len() > MAX_LIMITS_PER_RULE {
+                return Err(ConfigError::new(
+                    child(&rp, "limits"),
+                    format!("a rule needs 1 to {MAX_LIMITS_PER_RULE} limits"),
+                ));
+            }
+            for (j, limit) in rule.limits.iter().enumerate() {
+                let lp = child(&child(&rp, "limits"), j);
+                if limit.requests == 0 {
+                    return Err(ConfigError::new(child(&lp, "requests"), "must be at least 1"));
+                }
+                if limit.per.0.is_zero() {
+                    return Err(ConfigError::new(child(&lp, "per"), "must be longer than 0"));
+                }
+                if limit.emission_interval().is_zero() {
+                    return Err(ConfigError::new(
+                        child(&lp, "requests"),
+                        format!("{} requests per {} is finer than 1 ns per request", limit.requests, limit.per),
+                    ));
+                }
+                let span = limit.emission_interval().as_nanos() * u128::from(limit.capacity());
+                if span > MAX_BUCKET_SPAN.as_nanos() {
+                    return Err(ConfigError::new(
+                        child(&lp, "burst"),
+                        "requests + burst at this rate take more than ten years to refill",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/config.rs"]
+mod tests;

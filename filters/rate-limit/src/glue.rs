@@ -1,0 +1,107 @@
+//! proxy-wasm glue: moves data between Envoy and [`crate::logic`]. Nothing here decides anything.
+
+use crate::logic::{describe_key, metric_names, Env, RateLimit, FILTER};
+use meshplug_common::host::{Clock, SeededRandom};
+use meshplug_common::reply::Action as Decided;
+use meshplug_common::wasm::{self, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, MapType};
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    wasm::init(FILTER);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(RateLimitRoot::default()) });
+}}
+
+struct Shared {
+    limiter: RateLimit,
+    metrics: ProxyMetrics,
+}
+
+#[derive(Default)]
+struct RateLimitRoot {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for RateLimitRoot {}
+
+impl RootContext for RateLimitRoot {
+    fn on_vm_start(&mut self, _: usize) -> bool {
+        wasm::log_version(FILTER);
+        true
+    }
+
+    fn on_configure(&mut self, _: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let instance = self
+            .get_property(vec!["plugin_name"])
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| FILTER.to_string());
+        let limiter = match RateLimit::from_json(&bytes, &instance) {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("{e}; the plugin is not loaded (Envoy applies its failure policy)");
+                return false;
+            }
+        };
+        limiter.prepare(&ProxySharedData, &mut SeededRandom::from_entropy());
+        let names = metric_names(limiter.config());
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let metrics = ProxyMetrics::define(FILTER, &names);
+        for rule in &limiter.config().rules {
+            log::info!(
+                "rule {}: {} limit(s), key {}, {}",
+                rule.name,
+                rule.limits.len(),
+                describe_key(&rule.key),
+                if rule.shadow { "shadow" } else { "enforcing" }
+            );
+        }
+        log::info!("configured: {} rule(s), maxKeys {}", limiter.config().rules.len(), limiter.config().max_keys);
+        self.shared = Some(Rc::new(Shared { limiter, metrics }));
+        true
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        let shared = self.shared.clone()?;
+        Some(Box::new(RateLimitHttp { shared, response_headers: Vec::new() }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct RateLimitHttp {
+    shared: Rc<Shared>,
+    response_headers: Vec<(String, String)>,
+}
+
+impl Context for RateLimitHttp {}
+
+impl HttpContext for RateLimitHttp {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let s = &self.shared;
+        let env = Env { shared: &ProxySharedData, metrics: &s.metrics, now: ProxyClock.now() };
+        let verdict = s.limiter.on_request(&ProxyRequest, &env);
+        match verdict.action {
+            Decided::Respond(reply) => {
+                wasm::send_reply(&reply);
+                Action::Pause
+            }
+            Decided::Continue | Decided::Pause { .. } => {
+                self.response_headers = verdict.response_headers;
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        for (name, value) in &self.response_headers {
+            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
+        }
+        Action::Continue
+    }
+}

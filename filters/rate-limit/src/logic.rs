@@ -1,0 +1,404 @@
+//! What the rate-limit filter decides for one request. No proxy-wasm here: the host is reached through
+//! `meshplug_common::host` traits, so the same code runs natively in tests, in `rate_limit.wasm` and in
+//! the bundle.
+//!
+//! Each limit is a `governor` GCRA limiter whose state store is a staging cell: for a request, the
+//! rule's bucket is read from shared data ([`crate::slots`]), every limit of the rule is checked
+//! against it, and only if all allow are the new TATs written back with compare-and-swap (a lost race
+//! re-reads and re-checks). A refused request changes nothing. Time comes from the host clock; every
+//! limiter's clock starts at the Unix epoch, so the TATs mean the same in every worker.
+
+use crate::config::{KeySpec, OnError, OnMissingKey, RateLimitConfig};
+use crate::keys::key_of;
+use crate::slots::{Claim, SlotTable};
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::{NoOpMiddleware, StateInformationMiddleware};
+use governor::nanos::Nanos;
+use governor::state::{NotKeyed, StateStore};
+use governor::{Quota, RateLimiter};
+use meshplug_common::config::ConfigError;
+use meshplug_common::counter::MAX_CAS_RETRIES;
+use meshplug_common::host::{Metrics, Random, Request, SharedData, SharedDataError};
+use meshplug_common::reply::{Action, LocalReply};
+use meshplug_common::throttle::LogThrottle;
+use siphasher::sip128::{Hasher128, SipHasher13};
+use std::cell::Cell;
+use std::hash::Hasher;
+use std::num::NonZeroU32;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The filter's name: log prefix `[rate-limit]`, metrics `meshplug.rate_limit.*`.
+pub const FILTER: &str = "rate-limit";
+
+/// Per-rule metrics: `meshplug.rate_limit.<rule>.<name>`; index = rule × len + metric.
+pub const RULE_METRICS: [&str; 7] =
+    ["allowed", "limited", "shadow_limited", "missing_key", "errors", "slots_created", "shared_bucket"];
+
+#[derive(Debug, Clone, Copy)]
+pub enum Metric {
+    Allowed = 0,
+    Limited = 1,
+    ShadowLimited = 2,
+    MissingKey = 3,
+    Errors = 4,
+    SlotsCreated = 5,
+    SharedBucket = 6,
+}
+
+/// The `<rule>.<metric>` names to define, in index order.
+pub fn metric_names(config: &RateLimitConfig) -> Vec<String> {
+    config.rules.iter().flat_map(|r| RULE_METRICS.iter().map(move |m| format!("{}.{m}", r.name))).collect()
+}
+
+fn metric_index(rule: usize, m: Metric) -> usize {
+    rule * RULE_METRICS.len() + m as usize
+}
+
+/// The key of the bucket shared by requests without a key value (`onMissingKey: unknown`). No real
+/// key can equal it: header values cannot contain NUL.
+const UNKNOWN_KEY: &[u8] = b"\0unknown";
+const LOG_PERIOD: Duration = Duration::from_secs(10);
+/// Host times are clamped to 2^62 ns after the epoch (year 2116), leaving room for TAT arithmetic.
+const LATEST_TIME: Duration = Duration::from_nanos(1 << 62);
+
+/// governor's state store, staged in a cell: the request's bucket is put in before a check and the
+/// new TAT read out after it.
+struct Staged(Rc<Cell<Option<Nanos>>>);
+
+impl StateStore for Staged {
+    type Key = NotKeyed;
+
+    fn measure_and_replace<T, F, E>(&self, _: &NotKeyed, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let (outcome, next) = f(self.0.get())?;
+        self.0.set(Some(next));
+        Ok(outcome)
+    }
+}
+
+/// governor's clock: the host's time since the Unix epoch, set before each decision. It reads 0 when a
+/// limiter is built, so every limiter in every worker starts at the epoch.
+#[derive(Clone)]
+struct HostTime(Rc<Cell<Duration>>);
+
+impl GovernorClock for HostTime {
+    type Instant = Duration;
+    fn now(&self) -> Duration {
+        self.0.get()
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, Staged, HostTime, StateInformationMiddleware>;
+
+struct LimitRt {
+    limiter: Limiter,
+    staged: Rc<Cell<Option<Nanos>>>,
+    capacity: u32,
+}
+
+struct RuleRt {
+    table: SlotTable,
+    limits: Vec<LimitRt>,
+    shadow_log: LogThrottle,
+    error_log: LogThrottle,
+}
+
+/// What the host gives the filter for one decision.
+pub struct Env<'a> {
+    pub shared: &'a dyn SharedData,
+    pub metrics: &'a dyn Metrics,
+    /// Host time since the Unix epoch.
+    pub now: Duration,
+}
+
+/// The quota state reported in `ratelimit-*` headers: the most restrictive limit that applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaState {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the bucket is full again (rounded up).
+    pub reset: u64,
+}
+
+/// The filter's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `Continue`, or `Respond` with the refusal.
+    pub action: Action,
+    /// Headers to add to the upstream's response (when the request goes on).
+    pub response_headers: Vec<(String, String)>,
+}
+
+/// A configured rate-limit filter.
+pub struct RateLimit {
+    config: RateLimitConfig,
+    rules: Vec<RuleRt>,
+    now: Rc<Cell<Duration>>,
+    seed: Cell<(u64, u64)>,
+    seed_key: String,
+}
+
+enum Charged {
+    Allowed(QuotaState),
+    Refused { quota: QuotaState, wait: Duration },
+}
+
+fn secs_ceil(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl RateLimit {
+    /// `instance` names this plugin instance (its root id) in shared-data keys.
+    pub fn new(config: RateLimitConfig, instance: &str) -> Result<Self, ConfigError> {
+        let now = Rc::new(Cell::new(Duration::ZERO));
+        let mut rules = Vec::with_capacity(config.rules.len());
+        for (i, rule) in config.rules.iter().enumerate() {
+            let mut limits = Vec::with_capacity(rule.limits.len());
+            for (j, limit) in rule.limits.iter().enumerate() {
+                let pointer = format!("/rules/{i}/limits/{j}");
+                let capacity = NonZeroU32::new(limit.capacity())
+                    .ok_or_else(|| ConfigError::new(format!("{pointer}/requests"), "must be at least 1"))?;
+                let quota = Quota::with_period(limit.emission_interval())
+                    .ok_or_else(|| ConfigError::new(format!("{pointer}/per"), "must be longer than 0"))?
+                    .allow_burst(capacity);
+                let staged = Rc::new(Cell::new(None));
+                let limiter: Limiter = RateLimiter::<NotKeyed, Staged, HostTime, NoOpMiddleware<Duration>>::new(
+                    quota,
+                    Staged(staged.clone()),
+                    HostTime(now.clone()),
+                )
+                .with_middleware::<StateInformationMiddleware>();
+                limits.push(LimitRt { limiter, staged, capacity: capacity.get() });
+            }
+            let prefix = format!("meshplug.rate_limit.{instance}.{}", rule.name);
+            rules.push(RuleRt {
+                table: SlotTable::new(prefix, config.max_keys, rule.limits.len()),
+                limits,
+                shadow_log: LogThrottle::default(),
+                error_log: LogThrottle::default(),
+            });
+        }
+        let seed_key = format!("meshplug.rate_limit.{instance}.seed");
+        Ok(Self { config, rules, now, seed: Cell::new((0, 0)), seed_key })
+    }
+
+    pub fn from_json(bytes: &[u8], instance: &str) -> Result<Self, ConfigError> {
+        Self::new(RateLimitConfig::from_json(bytes)?, instance)
+    }
+
+    pub fn config(&self) -> &RateLimitConfig {
+        &self.config
+    }
+
+    /// Configure-time set-up: the hashing seed, shared by every worker of the process through shared
+    /// data (the first VM to configure creates it; Envoy configures the main thread's VM before the
+    /// workers', so they all read the same seed).
+    pub fn prepare(&self, shared: &dyn SharedData, random: &mut dyn Random) {
+        let read = |shared: &dyn SharedData| {
+            shared.get(&self.seed_key).0.and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        };
+        let seed = match read(shared) {
+            Some(s) => s,
+            None => {
+                let mut fresh = [0u8; 16];
+                fresh[..8].copy_from_slice(&random.next_u64().to_le_bytes());
+                fresh[8..].copy_from_slice(&random.next_u64().to_le_bytes());
+                if let Err(e) = shared.set(&self.seed_key, &fresh, None) {
+                    log::warn!("cannot store the hashing seed: {e:?}");
+                }
+                read(shared).unwrap_or(fresh)
+            }
+        };
+        let (a, b) = seed.split_at(8);
+        let word = |s: &[u8]| <[u8; 8]>::try_from(s).map(u64::from_le_bytes).unwrap_or(0);
+        self.seed.set((word(a), word(b)));
+    }
+
+    fn hash(&self, key: &[u8]) -> (u64, u64) {
+        let (k0, k1) = self.seed.get();
+        let mut h = SipHasher13::new_with_keys(k0, k1);
+        h.write(key);
+        let h = h.finish128();
+        (h.h1, h.h2)
+    }
+
+    /// Decides one request.
+    pub fn on_request(&self, req: &dyn Request, env: &Env) -> Verdict {
+        // A broken host clock far in the future must not overflow the GCRA arithmetic.
+        let env = &Env { now: env.now.min(LATEST_TIME), ..*env };
+        self.now.set(env.now);
+        let mut shown: Option<QuotaState> = None;
+        let mut refusal: Option<Duration> = None;
+        for (i, (rule, rt)) in self.config.rules.iter().zip(&self.rules).enumerate() {
+            if !rule.matches.matches(req) {
+                continue;
+            }
+            let key = match key_of(&rule.key, req) {
+                Some(k) => k,
+                None => {
+                    env.metrics.increment(metric_index(i, Metric::MissingKey));
+                    if rule.on_missing_key == OnMissingKey::Allow {
+                        continue;
+                    }
+                    UNKNOWN_KEY.to_vec()
+                }
+            };
+            let (quota, refused_for) = match self.charge(rt, &key, env) {
+                Ok((claim, charged)) => {
+                    match claim {
+                        Claim::Fresh { created: true } if matches!(charged, Charged::Allowed(_)) => {
+                            env.metrics.increment(metric_index(i, Metric::SlotsCreated))
+                        }
+                        Claim::Shared => env.metrics.increment(metric_index(i, Metric::SharedBucket)),
+                        _ => {}
+                    }
+                    match charged {
+                        Charged::Allowed(q) => {
+                            env.metrics.increment(metric_index(i, Metric::Allowed));
+                            (q, None)
+                        }
+                        Charged::Refused { quota, wait } if rule.shadow => {
+                            env.metrics.increment(metric_index(i, Metric::ShadowLimited));
+                            if let Some(n) = rt.shadow_log.event(env.now, LOG_PERIOD) {
+                                log::info!(
+                                    "shadow: rule {} would have refused {n} request(s) since its last report \
+                                     (latest: retry after {:?})",
+                                    rule.name,
+                                    wait
+                                );
+                            }
+                            (quota, None)
+                        }
+                        Charged::Refused { quota, wait } => {
+                            env.metrics.increment(metric_index(i, Metric::Limited));
+                            (quota, Some(wait))
+                        }
+                    }
+                }
+                Err(why) => {
+                    env.metrics.increment(metric_index(i, Metric::Errors));
+                    let deny = self.config.on_error == OnError::Deny && !rule.shadow;
+                    if let Some(n) = rt.error_log.event(env.now, LOG_PERIOD) {
+                        log::warn!(
+                            "rule {}: cannot update the shared bucket ({why}); {n} request(s) {} since the last report",
+                            rule.name,
+                            if deny { "refused (onError: deny)" } else { "let through" }
+                        );
+                    }
+                    if !deny {
+                        continue;
+                    }
+                    let limit = rt.limits.first().map(|l| l.capacity).unwrap_or(0);
+                    (QuotaState { limit, remaining: 0, reset: 1 }, Some(Duration::from_secs(1)))
+                }
+            };
+            if let Some(wait) = refused_for {
+                refusal = Some(refusal.map_or(wait, |w| w.max(wait)));
+            }
+            shown = Some(match shown {
+                Some(s)
+                    if (s.remaining, std::cmp::Reverse(s.reset))
+                        <= (quota.remaining, std::cmp::Reverse(quota.reset)) =>
+                {
+                    s
+                }
+                _ => quota,
+            });
+        }
+        let mut headers = Vec::new();
+        if let (true, Some(q)) = (self.config.response.headers, shown) {
+            headers.push(("ratelimit-limit".to_string(), q.limit.to_string()));
+            headers.push(("ratelimit-remaining".to_string(), q.remaining.to_string()));
+            headers.push(("ratelimit-reset".to_string(), q.reset.to_string()));
+        }
+        match refusal {
+            None => Verdict { action: Action::Continue, response_headers: headers },
+            Some(wait) => {
+                if self.config.response.headers {
+                    headers.push(("retry-after".to_string(), secs_ceil(wait).max(1).to_string()));
+                }
+                let reply = LocalReply {
+                    status: self.config.response.status,
+                    grpc_status: None,
+                    headers,
+                    body: self.config.response.body.as_bytes().to_vec(),
+                };
+                Verdict { action: Action::Respond(reply), response_headers: Vec::new() }
+            }
+        }
+    }
+
+    /// Checks and charges every limit of one rule for `key`, atomically for the rule.
+    fn charge(&self, rt: &RuleRt, key: &[u8], env: &Env) -> Result<(Claim, Charged), String> {
+        let (fp, h2) = self.hash(key);
+        let now_ns = u64::try_from(env.now.as_nanos()).unwrap_or(u64::MAX);
+        for _ in 0..MAX_CAS_RETRIES {
+            let slot = rt.table.locate(env.shared, fp, h2, now_ns);
+            let mut next = Vec::with_capacity(rt.limits.len());
+            let mut shown: Option<QuotaState> = None;
+            let mut wait: Option<Duration> = None;
+            for (limit, tat) in rt.limits.iter().zip(&slot.tats) {
+                limit.staged.set((*tat != 0).then_some(Nanos::from(*tat)));
+                let quota = match limit.limiter.check() {
+                    Ok(snapshot) => {
+                        let new_tat = limit.staged.get().map(Nanos::as_u64).unwrap_or(now_ns);
+                        next.push(new_tat);
+                        QuotaState {
+                            limit: limit.capacity,
+                            remaining: snapshot.remaining_burst_capacity(),
+                            reset: secs_ceil(Duration::from_nanos(new_tat.saturating_sub(now_ns))),
+                        }
+                    }
+                    Err(not_until) => {
+                        let w = not_until.wait_time_from(env.now);
+                        wait = Some(wait.map_or(w, |x| x.max(w)));
+                        next.push(*tat);
+                        QuotaState {
+                            limit: limit.capacity,
+                            remaining: 0,
+                            reset: secs_ceil(Duration::from_nanos(tat.saturating_sub(now_ns))),
+                        }
+                    }
+                };
+                shown = Some(match shown {
+                    Some(s)
+                        if (s.remaining, std::cmp::Reverse(s.reset))
+                            <= (quota.remaining, std::cmp::Reverse(quota.reset)) =>
+                    {
+                        s
+                    }
+                    _ => quota,
+                });
+            }
+            let quota = shown.unwrap_or(QuotaState { limit: 0, remaining: 0, reset: 0 });
+            if let Some(wait) = wait {
+                return Ok((slot.claim, Charged::Refused { quota, wait }));
+            }
+            match rt.table.store(env.shared, &slot, &next) {
+                Ok(()) => return Ok((slot.claim, Charged::Allowed(quota))),
+                Err(SharedDataError::CasMismatch) => continue,
+                Err(SharedDataError::Host(e)) => return Err(format!("host error {e}")),
+            }
+        }
+        Err(format!("compare-and-swap lost {MAX_CAS_RETRIES} times in a row"))
+    }
+}
+
+/// The rule key kinds, for logs.
+pub fn describe_key(spec: &KeySpec) -> String {
+    match spec {
+        KeySpec::Global => "global".into(),
+        KeySpec::Header(h) => format!("header {h}"),
+        KeySpec::ClientIp { trusted_hops: 0 } => "client IP".into(),
+        KeySpec::ClientIp { trusted_hops } => format!("client IP ({trusted_hops} trusted hops)"),
+        KeySpec::Path => "path".into(),
+        KeySpec::Claim(c) => format!("claim {c}"),
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/logic.rs"]
+mod tests;

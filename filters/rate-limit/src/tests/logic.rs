@@ -1,0 +1,242 @@
+//! Tests of `logic`: the limiter's decisions with in-memory shared data and a hand-driven clock.
+
+use super::*;
+use meshplug_common::host::SeededRandom;
+use meshplug_common::testing::{MemorySharedData, RecordingMetrics, TestRequest};
+
+const T0: Duration = Duration::from_secs(1_800_000_000);
+
+struct Host {
+    shared: MemorySharedData,
+    metrics: RecordingMetrics,
+    now: Duration,
+}
+
+impl Host {
+    fn new() -> Self {
+        Self { shared: MemorySharedData::default(), metrics: RecordingMetrics::default(), now: T0 }
+    }
+    fn run(&self, rl: &RateLimit, req: &TestRequest) -> Verdict {
+        rl.on_request(req, &Env { shared: &self.shared, metrics: &self.metrics, now: self.now })
+    }
+    fn count(&self, rule: usize, m: Metric) -> u64 {
+        self.metrics.get(metric_index(rule, m))
+    }
+}
+
+fn limiter(json: &str, host: &Host) -> RateLimit {
+    let rl = RateLimit::from_json(json.as_bytes(), "test").unwrap();
+    rl.prepare(&host.shared, &mut SeededRandom::new(1));
+    rl
+}
+
+fn get() -> TestRequest {
+    TestRequest::new("GET", "/api/x").with_property(&["source", "address"], b"10.1.1.1:5000")
+}
+
+fn allowed(v: &Verdict) -> bool {
+    v.action == Action::Continue
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn reply(v: &Verdict) -> &LocalReply {
+    match &v.action {
+        Action::Respond(r) => r,
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn admits_capacity_then_refuses_then_refills() {
+    let mut h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"g","limits":[{"requests":5,"per":"10s","burst":2}]}]}"#, &h);
+    let admitted = (0..20).filter(|_| allowed(&h.run(&rl, &get()))).count();
+    assert_eq!(admitted, 7, "5 + burst 2");
+    assert_eq!(h.count(0, Metric::Limited), 13);
+    let v = h.run(&rl, &get());
+    let r = reply(&v);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.body, b"rate limited\n");
+    assert_eq!(header(&r.headers, "retry-after"), Some("2"), "one request refills every 2 s");
+    assert_eq!(header(&r.headers, "ratelimit-remaining"), Some("0"));
+    h.now += Duration::from_millis(1999);
+    assert!(!allowed(&h.run(&rl, &get())));
+    h.now += Duration::from_millis(1);
+    assert!(allowed(&h.run(&rl, &get())));
+    assert!(!allowed(&h.run(&rl, &get())));
+}
+
+#[test]
+fn headers_count_down_and_reset_tells_when_full() {
+    let h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"g","limits":[{"requests":3,"per":"3s"}]}]}"#, &h);
+    for remaining in ["2", "1", "0"] {
+        let v = h.run(&rl, &get());
+        assert!(allowed(&v));
+        assert_eq!(header(&v.response_headers, "ratelimit-limit"), Some("3"));
+        assert_eq!(header(&v.response_headers, "ratelimit-remaining"), Some(remaining));
+    }
+    let v = h.run(&rl, &get());
+    assert_eq!(header(&reply(&v).headers, "ratelimit-reset"), Some("3"));
+    let rl = limiter(
+        r#"{"rules":[{"name":"q","limits":[{"requests":3,"per":"3s"}]}],"response":{"headers":false,"status":503,"body":"slow down"}}"#,
+        &h,
+    );
+    let v = h.run(&rl, &get());
+    assert!(v.response_headers.is_empty());
+}
+
+#[test]
+fn keys_are_isolated() {
+    let h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"u","key":{"header":"x-user"},"limits":[{"requests":2,"per":"1h"}]}]}"#, &h);
+    let alice = get().with("x-user", "alice");
+    let bob = get().with("x-user", "bob");
+    assert!(allowed(&h.run(&rl, &alice)) && allowed(&h.run(&rl, &alice)));
+    assert!(!allowed(&h.run(&rl, &alice)));
+    assert!(allowed(&h.run(&rl, &bob)) && allowed(&h.run(&rl, &bob)));
+    assert!(!allowed(&h.run(&rl, &bob)));
+}
+
+#[test]
+fn several_limits_on_a_rule_apply_together_and_a_refusal_charges_none() {
+    let mut h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"u","limits":[{"requests":2,"per":"1s"},{"requests":3,"per":"1h"}]}]}"#, &h);
+    assert!(allowed(&h.run(&rl, &get())) && allowed(&h.run(&rl, &get())));
+    // The per-second limit refuses; the hourly one must not be charged for it.
+    for _ in 0..10 {
+        assert!(!allowed(&h.run(&rl, &get())));
+    }
+    h.now += Duration::from_secs(1);
+    assert!(allowed(&h.run(&rl, &get())), "third of the hour");
+    h.now += Duration::from_secs(1);
+    let v = h.run(&rl, &get());
+    assert_eq!(
+        header(&reply(&v).headers, "retry-after"),
+        Some("1198"),
+        "hourly limit: one per 20 min, the first of the three taken 2 s ago"
+    );
+}
+
+#[test]
+fn every_matching_rule_is_charged_and_any_refusal_refuses() {
+    let h = Host::new();
+    let rl = limiter(
+        r#"{"rules":[
+            {"name":"api","match":[{"uri":{"prefix":"/api"}}],"limits":[{"requests":3,"per":"1h"}]},
+            {"name":"all","limits":[{"requests":5,"per":"1h"}]}]}"#,
+        &h,
+    );
+    let other = TestRequest::new("GET", "/other");
+    assert!((0..3).all(|_| allowed(&h.run(&rl, &get()))));
+    assert!(!allowed(&h.run(&rl, &get())), "api exhausted");
+    assert_eq!(h.count(1, Metric::Allowed), 4, "`all` was charged for the refused request too");
+    assert!(allowed(&h.run(&rl, &other)));
+    assert!(!allowed(&h.run(&rl, &other)), "all exhausted");
+    let v = h.run(&rl, &get());
+    assert_eq!(header(&reply(&v).headers, "ratelimit-remaining"), Some("0"));
+}
+
+#[test]
+fn shadow_rules_count_but_let_through() {
+    let h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"s","shadow":true,"limits":[{"requests":2,"per":"1h"}]}]}"#, &h);
+    let verdicts: Vec<_> = (0..5).map(|_| h.run(&rl, &get())).collect();
+    assert!(verdicts.iter().all(allowed));
+    assert_eq!(header(&verdicts[4].response_headers, "ratelimit-remaining"), Some("0"));
+    assert_eq!(h.count(0, Metric::ShadowLimited), 3);
+    assert_eq!(h.count(0, Metric::Limited), 0);
+}
+
+#[test]
+fn missing_keys_share_the_unknown_bucket_or_pass() {
+    let h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"u","key":{"header":"x-user"},"limits":[{"requests":1,"per":"1h"}]}]}"#, &h);
+    assert!(allowed(&h.run(&rl, &get())));
+    assert!(!allowed(&h.run(&rl, &get())), "second keyless request: unknown bucket is empty");
+    assert!(allowed(&h.run(&rl, &get().with("x-user", "carol"))));
+    assert_eq!(h.count(0, Metric::MissingKey), 2);
+    let rl = limiter(
+        r#"{"rules":[{"name":"v","key":{"claim":"sub"},"onMissingKey":"allow","limits":[{"requests":1,"per":"1h"}]}]}"#,
+        &h,
+    );
+    assert!((0..5).all(|_| allowed(&h.run(&rl, &get()))));
+    let claims = get().with_property(&["meshplug_claims"], br#"{"sub":"u1"}"#);
+    assert!(allowed(&h.run(&rl, &claims)));
+    assert!(!allowed(&h.run(&rl, &claims)));
+}
+
+#[test]
+fn two_workers_share_one_limit_exactly() {
+    let h = Host::new();
+    let json = r#"{"rules":[{"name":"g","limits":[{"requests":10,"per":"1h"}]}]}"#;
+    let w1 = limiter(json, &h);
+    let w2 = limiter(json, &h);
+    let admitted = (0..30).filter(|i| allowed(&h.run(if i % 2 == 0 { &w1 } else { &w2 }, &get()))).count();
+    assert_eq!(admitted, 10);
+}
+
+#[test]
+fn lost_races_are_retried_and_exhausted_retries_follow_on_error() {
+    let h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"g","limits":[{"requests":10,"per":"1h"}]}]}"#, &h);
+    assert!(allowed(&h.run(&rl, &get())), "creates the slot");
+    h.shared.fail_next_cas(5);
+    assert!(allowed(&h.run(&rl, &get())), "won after 5 lost races");
+    h.shared.fail_next_cas(1000);
+    let v = h.run(&rl, &get());
+    assert_eq!(reply(&v).status, 429, "onError: deny by default");
+    assert_eq!(h.count(0, Metric::Errors), 1);
+    let rl = limiter(r#"{"rules":[{"name":"g2","limits":[{"requests":10,"per":"1h"}]}],"onError":"allow"}"#, &h);
+    assert!(allowed(&h.run(&rl, &get())));
+    h.shared.fail_next_cas(1000);
+    assert!(allowed(&h.run(&rl, &get())));
+}
+
+#[test]
+fn clock_trouble_never_refills_early_by_more_than_the_jump() {
+    let mut h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"g","limits":[{"requests":2,"per":"10s"}]}]}"#, &h);
+    assert!(allowed(&h.run(&rl, &get())) && allowed(&h.run(&rl, &get())));
+    // Backwards by an hour: still refused, no panic.
+    h.now = T0 - Duration::from_secs(3600);
+    assert!(!allowed(&h.run(&rl, &get())));
+    // Back to 0 (a broken clock): still refused.
+    h.now = Duration::ZERO;
+    assert!(!allowed(&h.run(&rl, &get())));
+    // Forward by 4 s from T0: a 4-second jump refills at most 4 s worth (one request every 5 s → none).
+    h.now = T0 + Duration::from_secs(4);
+    assert!(!allowed(&h.run(&rl, &get())));
+    // A jump of ten years refills the bucket to full, and no more.
+    h.now = T0 + Duration::from_secs(10 * 365 * 86400);
+    assert_eq!((0..10).filter(|_| allowed(&h.run(&rl, &get()))).count(), 2);
+    h.now = Duration::from_nanos(u64::MAX);
+    let _ = h.run(&rl, &get());
+}
+
+#[test]
+fn a_flood_of_distinct_keys_cannot_grow_memory_or_reset_any_exhausted_bucket() {
+    let h = Host::new();
+    let rl = limiter(
+        r#"{"rules":[{"name":"u","key":{"header":"x-user"},"limits":[{"requests":3,"per":"1h"}]}],"maxKeys":1000}"#,
+        &h,
+    );
+    let victim = get().with("x-user", "victim");
+    let flooder = get().with("x-user", "flooder");
+    for r in [&victim, &flooder] {
+        while allowed(&h.run(&rl, r)) {}
+    }
+    // One million distinct keys (fewer when compiled to Wasm, where the test runs ~20× slower).
+    let n: u32 = if cfg!(target_arch = "wasm32") { 100_000 } else { 1_000_000 };
+    for i in 0..n {
+        let _ = h.run(&rl, &get().with("x-user", &format!("k{i}")));
+    }
+    assert!(h.shared.len() <= 1000 + 1, "{} shared-data keys for maxKeys 1000 (+ the seed)", h.shared.len());
+    assert!(h.count(0, Metric::SlotsCreated) <= 1000);
+    assert!(!allowed(&h.run(&rl, &victim)), "the victim's exhausted bucket was reset");
+    assert!(!allowed(&h.run(&rl, &flooder)), "the flooder's own exhausted bucket was reset");
+    assert!(h.count(0, Metric::SharedBucket) > 0, "at the bound, keys share buckets");
+}
