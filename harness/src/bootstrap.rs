@@ -143,6 +143,9 @@ impl Setup {
                                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                                 "stat_prefix": "ingress_http",
                                 "codec_type": "AUTO",
+                                // An edge proxy: the client address is the TCP peer (appended to
+                                // x-forwarded-for), never taken from a header the client sent.
+                                "use_remote_address": true,
                                 "route_config": {
                                     "name": "local",
                                     "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }]

@@ -21,8 +21,13 @@ impl FilterKind {
 }
 
 /// Every filter, in the order they usually run.
-pub const FILTERS: &[FilterKind] =
-    &[FilterKind { name: "fault", validate: |bytes| fault::config::FaultConfig::from_json(bytes).map(|_| ()) }];
+pub const FILTERS: &[FilterKind] = &[
+    FilterKind {
+        name: "rate-limit",
+        validate: |bytes| rate_limit::logic::RateLimit::from_json(bytes, "validate").map(|_| ()),
+    },
+    FilterKind { name: "fault", validate: |bytes| fault::config::FaultConfig::from_json(bytes).map(|_| ()) },
+];
 
 pub fn lookup(name: &str) -> Option<&'static FilterKind> {
     FILTERS.iter().find(|f| f.name == name)

@@ -104,7 +104,15 @@ impl LabBuilder {
                         let kind = lookup(name).ok_or_else(|| anyhow::anyhow!("unknown filter {name:?}"))?;
                         dir.join(kind.module_file())
                     }
-                    None => module_path(name)?,
+                    // Test fixtures (e.g. `publish-claims`) are modules of the build that are not filters.
+                    None => module_path(name).or_else(|e| {
+                        let fixture = crate::filters::module_dir().join(format!("{}.wasm", name.replace('-', "_")));
+                        if fixture.is_file() {
+                            Ok(fixture)
+                        } else {
+                            Err(e)
+                        }
+                    })?,
                 };
                 Ok(WasmFilter::new(name, module, config.clone()))
             })

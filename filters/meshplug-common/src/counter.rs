@@ -1,7 +1,7 @@
 //! A counter of things in progress, shared by all Envoy workers through shared data with CAS.
 //! Used to bound concurrent work across the whole proxy (e.g. the fault filter's `maxActiveFaults`).
 
-use crate::host::{SharedData, SharedDataError};
+use crate::host::{SharedData, SharedDataError, CREATE_ONLY};
 
 /// How many times a CAS race is retried before giving up. Each retry means another worker changed the
 /// value in between, so even under heavy contention a few rounds suffice.
@@ -35,7 +35,7 @@ impl SharedCounter {
     /// later update can use a real CAS token).
     pub fn ensure(&self, shared: &dyn SharedData) -> Result<(), CounterError> {
         if shared.get(&self.key).0.is_none() {
-            match shared.set(&self.key, &0u32.to_le_bytes(), None) {
+            match shared.set(&self.key, &0u32.to_le_bytes(), Some(CREATE_ONLY)) {
                 Ok(()) | Err(SharedDataError::CasMismatch) => {}
                 Err(SharedDataError::Host(e)) => return Err(CounterError::Host(e)),
             }
@@ -62,8 +62,8 @@ impl SharedCounter {
         for _ in 0..MAX_CAS_RETRIES {
             let (bytes, cas) = shared.get(&self.key);
             let Some(next) = f(decode(bytes.as_deref())) else { return Ok(false) };
-            // Without a token (key never created) Envoy would write unconditionally; use 0 only then.
-            match shared.set(&self.key, &next.to_le_bytes(), Some(cas.unwrap_or(0))) {
+            // No token: the key does not exist yet; create it only if no other worker has meanwhile.
+            match shared.set(&self.key, &next.to_le_bytes(), Some(cas.unwrap_or(CREATE_ONLY))) {
                 Ok(()) => return Ok(true),
                 Err(SharedDataError::CasMismatch) => continue,
                 Err(SharedDataError::Host(e)) => return Err(CounterError::Host(e)),

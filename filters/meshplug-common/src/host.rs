@@ -45,11 +45,20 @@ pub enum SharedDataError {
     Host(String),
 }
 
+/// The CAS token to pass when writing a key believed absent: Envoy (proxy-wasm-cpp-host) ignores the
+/// token when the key does not exist, and refuses the write (`CasMismatch`) when it does — unless its
+/// token happens to be exactly this value. So a write with it creates the key only if nobody else has
+/// meanwhile; a plain write (token 0) could overwrite another worker's fresh value. Envoy hands out
+/// tokens from one process-wide counter, so a clash needs that counter to sit at `u32::MAX` at the very
+/// moment two workers race to create the same key.
+pub const CREATE_ONLY: u32 = u32::MAX;
+
 /// Envoy's process-wide key/value store with compare-and-swap, shared by all worker threads.
 pub trait SharedData {
     /// The value and its CAS token; `(None, None)` when the key was never set.
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
-    /// Writes `value`; with `cas = Some(token)` only if the value is unchanged since it was read.
+    /// Writes `value`; with `cas = Some(token)` only if the value is unchanged since it was read (a key
+    /// that does not exist is always written, whatever the token, as Envoy does).
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError>;
 }
 

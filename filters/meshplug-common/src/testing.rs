@@ -52,6 +52,7 @@ impl RequestProperties for TestRequest {
 pub struct MemorySharedData {
     map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     fail_cas: Cell<usize>,
+    next_cas: Cell<u32>,
 }
 
 impl MemorySharedData {
@@ -80,17 +81,18 @@ impl SharedData for MemorySharedData {
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError> {
         let mut map = self.map.borrow_mut();
-        let current = map.get(key).map(|(_, c)| *c);
-        if let Some(token) = cas.filter(|t| *t != 0) {
+        // As in proxy-wasm-cpp-host: the token is checked only for an existing key, and 0 means none.
+        if let (Some((_, current)), Some(token)) = (map.get(key), cas.filter(|t| *t != 0)) {
             if self.fail_cas.get() > 0 {
                 self.fail_cas.set(self.fail_cas.get() - 1);
                 return Err(SharedDataError::CasMismatch);
             }
-            if current != Some(token) {
+            if *current != token {
                 return Err(SharedDataError::CasMismatch);
             }
         }
-        let next = current.unwrap_or(0).wrapping_add(1).max(1);
+        let next = self.next_cas.get().wrapping_add(1).max(1);
+        self.next_cas.set(next);
         map.insert(key.to_string(), (value.to_vec(), next));
         Ok(())
     }

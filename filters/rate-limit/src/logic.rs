@@ -18,7 +18,7 @@ use governor::state::{NotKeyed, StateStore};
 use governor::{Quota, RateLimiter};
 use meshplug_common::config::ConfigError;
 use meshplug_common::counter::MAX_CAS_RETRIES;
-use meshplug_common::host::{Metrics, Random, Request, SharedData, SharedDataError};
+use meshplug_common::host::{Metrics, Random, Request, SharedData, SharedDataError, CREATE_ONLY};
 use meshplug_common::reply::{Action, LocalReply};
 use meshplug_common::throttle::LogThrottle;
 use siphasher::sip128::{Hasher128, SipHasher13};
@@ -206,8 +206,9 @@ impl RateLimit {
                 let mut fresh = [0u8; 16];
                 fresh[..8].copy_from_slice(&random.next_u64().to_le_bytes());
                 fresh[8..].copy_from_slice(&random.next_u64().to_le_bytes());
-                if let Err(e) = shared.set(&self.seed_key, &fresh, None) {
-                    log::warn!("cannot store the hashing seed: {e:?}");
+                // CasMismatch: another VM created it first; the read below takes theirs.
+                if let Err(SharedDataError::Host(e)) = shared.set(&self.seed_key, &fresh, Some(CREATE_ONLY)) {
+                    log::warn!("cannot store the hashing seed: {e}");
                 }
                 read(shared).unwrap_or(fresh)
             }

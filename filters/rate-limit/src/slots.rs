@@ -18,7 +18,7 @@
 //! more keys are active at once than there are slots, is that some keys share a bucket (counted in
 //! the `shared_bucket` metric) and may be limited together.
 
-use meshplug_common::host::{SharedData, SharedDataError};
+use meshplug_common::host::{SharedData, SharedDataError, CREATE_ONLY};
 
 const VERSION: u8 = 1;
 
@@ -145,10 +145,8 @@ impl SlotTable {
 
     /// Writes the bucket back with compare-and-swap against the token it was read with.
     pub fn store(&self, shared: &dyn SharedData, slot: &Slot, tats: &[u64]) -> Result<(), SharedDataError> {
-        // A slot that did not exist has no token; Envoy then writes unconditionally (cas 0), so the
-        // very first write to a slot can race with another worker's — at most one request per slot's
-        // lifetime can slip through that way.
-        shared.set(&self.key(slot.index), &encode(slot.owner, tats), Some(slot.cas.unwrap_or(0)))
+        // A slot that did not exist has no token: create it only if no other worker has meanwhile.
+        shared.set(&self.key(slot.index), &encode(slot.owner, tats), Some(slot.cas.unwrap_or(CREATE_ONLY)))
     }
 }
 

@@ -44,3 +44,16 @@ fn own_then_idle_then_shared() {
     let s = t.locate(&shared, 14, 15, 6_000);
     assert_eq!((s.index, s.claim), (0, Claim::Fresh { created: false }));
 }
+
+#[test]
+fn two_workers_creating_one_slot_cannot_overwrite_each_other() {
+    let shared = MemorySharedData::default();
+    let t = SlotTable::new("r".into(), 4, 1);
+    let a = t.locate(&shared, 10, 11, 1_000);
+    let b = t.locate(&shared, 10, 11, 1_000);
+    assert_eq!((a.cas, b.cas), (None, None), "both saw the slot absent");
+    t.store(&shared, &b, &[2_000]).unwrap();
+    assert_eq!(t.store(&shared, &a, &[2_000]), Err(SharedDataError::CasMismatch), "a re-reads instead");
+    let again = t.locate(&shared, 10, 11, 1_000);
+    assert_eq!((again.claim, again.tats), (Claim::Own, vec![2_000]));
+}
