@@ -51,6 +51,11 @@ pub struct Setup {
     pub clusters: Vec<Cluster>,
     /// Checked in order; when empty, everything goes to the first cluster.
     pub routes: Vec<RouteSpec>,
+    /// Native Envoy HTTP filters (full filter entries), placed before the Wasm filters.
+    pub native_filters: Vec<Value>,
+    /// Answer every request with this status from the route itself (`direct_response`), with no
+    /// upstream: used by benchmarks to measure only the filters.
+    pub direct_response: Option<u16>,
 }
 
 fn socket(port: u16) -> Value {
@@ -84,12 +89,17 @@ pub fn wasm_http_filter(f: &WasmFilter) -> Value {
 impl Setup {
     /// The bootstrap as a JSON value.
     pub fn render(&self) -> Value {
-        let mut http_filters: Vec<Value> = self.filters.iter().map(wasm_http_filter).collect();
+        let mut http_filters: Vec<Value> = self.native_filters.clone();
+        http_filters.extend(self.filters.iter().map(wasm_http_filter));
         http_filters.push(json!({
             "name": "envoy.filters.http.router",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
         }));
-        let routes: Vec<Value> = if self.routes.is_empty() {
+        let routes: Vec<Value> = if let Some(status) = self.direct_response {
+            vec![
+                json!({ "match": { "prefix": "/" }, "direct_response": { "status": status, "body": { "inline_string": "ok\n" } } }),
+            ]
+        } else if self.routes.is_empty() {
             let cluster = self.clusters.first().map(|c| c.name.clone()).unwrap_or_default();
             vec![json!({ "match": { "prefix": "/" }, "route": { "cluster": cluster, "timeout": "60s" } })]
         } else {

@@ -1,6 +1,7 @@
 //! The meshplug harness: builds the filters, renders a composition into a local Envoy config, runs the
 //! real Envoy with echo upstreams, and drives tests. The `meshplug` CLI is a thin layer over this.
 
+pub mod bench;
 pub mod bootstrap;
 pub mod client;
 pub mod composition;

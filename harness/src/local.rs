@@ -122,7 +122,15 @@ impl LabBuilder {
             .iter()
             .map(|u| Cluster { name: u.name.clone(), port: ports.get(&u.name).copied().unwrap_or(0), http2: u.http2 })
             .collect();
-        Ok(Setup { port: self.port, admin_port: self.admin_port, filters, clusters, routes: self.routes.clone() })
+        Ok(Setup {
+            port: self.port,
+            admin_port: self.admin_port,
+            filters,
+            clusters,
+            routes: self.routes.clone(),
+            native_filters: vec![],
+            direct_response: None,
+        })
     }
 
     /// The static bootstrap for a committed example: every upstream on `upstream_port`.

@@ -44,6 +44,20 @@ enum Cmd {
         #[arg(long)]
         module_dir: Option<PathBuf>,
     },
+    /// Benchmark a suite side by side with wrk (Envoy pinned to CPU 0, wrk to CPU 1), print a table.
+    Bench {
+        /// The suite: `rate-limit`.
+        suite: String,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Seconds of load per case and round.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+        #[arg(long)]
+        envoy: Option<PathBuf>,
+    },
     /// Say which Envoy binary would be used, and why.
     WhichEnvoy {
         #[arg(long)]
@@ -74,6 +88,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{}: {e}", composition.display());
             }
             Ok(ExitCode::FAILURE)
+        }
+        Cmd::Bench { suite, rounds, seconds, connections, envoy } => {
+            let binary = find_envoy(envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
+            let cases = meshplug_harness::bench::suite(&suite)?;
+            let opts = meshplug_harness::bench::BenchOptions {
+                envoy: binary.clone(),
+                rounds,
+                duration: std::time::Duration::from_secs(seconds),
+                connections,
+            };
+            let results = meshplug_harness::bench::run(&cases, &opts)?;
+            println!(
+                "\nmeshplug bench {suite}: Envoy {} ({}), --concurrency 1 pinned to CPU 0; wrk -t1 -c{connections} -d{seconds}s \
+                 pinned to CPU 1; direct_response route; median of {rounds} interleaved rounds\n",
+                binary.path.display(),
+                binary.source
+            );
+            println!("{}", meshplug_harness::bench::table(&results));
+            for f in meshplug_harness::filters::FILTERS {
+                if let Ok(path) = meshplug_harness::filters::module_path(f.name) {
+                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    println!("module {}: {} bytes ({:.0} KiB)", f.module_file(), size, size as f64 / 1024.0);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::WhichEnvoy { envoy } => {
             let found = find_envoy(envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;

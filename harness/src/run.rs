@@ -22,11 +22,13 @@ pub struct EnvoyOptions {
     pub concurrency: u32,
     /// Envoy's `-l` log level; `info` shows the filters' configure and version lines.
     pub log_level: String,
+    /// Pin Envoy to these CPUs (`taskset -c`), for benchmarks.
+    pub cpus: Option<String>,
 }
 
 impl EnvoyOptions {
     pub fn new(binary: EnvoyBinary) -> Self {
-        Self { binary, concurrency: 2, log_level: "info".into() }
+        Self { binary, concurrency: 2, log_level: "info".into(), cpus: None }
     }
 }
 
@@ -49,10 +51,17 @@ fn scratch_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn spawn(binary: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+fn spawn(binary: &Path, args: &[String], log: &Path, cpus: Option<&str>) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt;
     let log_file = std::fs::File::create(log)?;
-    let mut cmd = Command::new(binary);
+    let mut cmd = match cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus]).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
     cmd.args(args).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
     // If this process dies without running destructors (SIGKILL, abort), the kernel kills Envoy too.
     unsafe {
@@ -96,7 +105,7 @@ impl RunningEnvoy {
             "--admin-address-path".into(),
             admin_path.display().to_string(),
         ];
-        let child = spawn(&opts.binary.path, &args, &dir.join("envoy.log"))?;
+        let child = spawn(&opts.binary.path, &args, &dir.join("envoy.log"), opts.cpus.as_deref())?;
         let mut envoy = RunningEnvoy {
             child: Some(child),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),

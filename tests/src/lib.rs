@@ -23,8 +23,8 @@ fn meshplug_common_name(filter: &str, name: &str) -> String {
     format!("meshplug.{}.{}", filter.replace('-', "_"), name)
 }
 
-/// Polls `check` every 20 ms until it holds or `patience` runs out (metrics are flushed by each
-/// worker independently, so a counter may lag its response by a moment).
+/// Polls `check` every 20 ms until it holds or `patience` runs out. The filters hand their counters
+/// to Envoy once a second per worker, so a metric lags its response by up to a second.
 pub fn eventually(patience: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + patience;
     loop {

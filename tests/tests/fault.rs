@@ -43,7 +43,7 @@ fn delays_are_injected_accurately_and_marked() {
         baseline.as_secs_f64() * 1e3,
         error.as_secs_f64() * 1e3
     );
-    assert!(eventually(ms(2000), || metric(&lab, FAULT, "delays_injected") == n));
+    assert!(eventually(ms(3000), || metric(&lab, FAULT, "delays_injected") == n));
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn abort_ratio_is_within_one_point_over_10000_requests() {
     let pct = aborted as f64 * 100.0 / n as f64;
     println!("abort ratio: {aborted}/{n} = {pct:.2}% (configured 10%)");
     assert!((pct - 10.0).abs() <= 1.0, "abort ratio {pct}% is not within 1 point of 10%");
-    assert!(eventually(ms(2000), || metric(&lab, FAULT, "aborts_injected") == aborted));
+    assert!(eventually(ms(3000), || metric(&lab, FAULT, "aborts_injected") == aborted));
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn header_control_when_enabled() {
         assert_eq!(r.status, 200, "{name}: {value}");
         assert!(r.elapsed < ms(1000));
     }
-    assert!(eventually(ms(2000), || metric(&lab, FAULT, "bad_control_headers") == 6));
+    assert!(eventually(ms(3000), || metric(&lab, FAULT, "bad_control_headers") == 6));
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn max_active_faults_bounds_concurrent_faults_across_workers() {
     assert!(results.iter().all(|r| r.status == 200));
     assert_eq!(delayed, 3, "exactly maxActiveFaults requests are delayed at once");
     assert_eq!(fast, n - 3, "the rest pass untouched");
-    assert!(eventually(ms(2000), || metric(&lab, FAULT, "skipped_max_active") == (n - 3) as u64));
+    assert!(eventually(ms(3000), || metric(&lab, FAULT, "skipped_max_active") == (n - 3) as u64));
     // Both workers took connections, so the bound held across workers.
     let stats = lab.envoy.stats().unwrap();
     let per_worker: Vec<u64> = ["worker_0", "worker_1"]
@@ -276,7 +276,7 @@ fn delay_then_abort_answers_after_the_delay() {
     assert_eq!(r.header("x-meshplug-fault"), Some("delay,abort"));
     assert_eq!(r.text(), "fault filter abort");
     assert!(r.elapsed >= ms(200) && r.elapsed < ms(1200), "{:?}", r.elapsed);
-    assert!(eventually(ms(2000), || metric(&lab, FAULT, "delays_injected") == 1
+    assert!(eventually(ms(3000), || metric(&lab, FAULT, "delays_injected") == 1
         && metric(&lab, FAULT, "aborts_injected") == 1));
 }
 

@@ -53,7 +53,7 @@ fn a_limit_admits_n_plus_burst_across_both_workers() {
         "both workers served: {:?}",
         per_worker_connections(&lab)
     );
-    assert!(eventually(ms(2000), || rule_metric(&lab, "global", "allowed") == admitted as u64
+    assert!(eventually(ms(3000), || rule_metric(&lab, "global", "allowed") == admitted as u64
         && rule_metric(&lab, "global", "limited") == (400 - admitted) as u64));
 }
 
@@ -70,7 +70,7 @@ fn keys_are_isolated_and_missing_keys_share_the_unknown_bucket() {
     }
     let rs = statuses(client.send_all((0..12).map(|_| Req::get("/")).collect(), 4));
     assert_eq!(count(&rs, 200), 5, "keyless requests share one `unknown` bucket");
-    assert!(eventually(ms(2000), || rule_metric(&lab, "per-user", "missing_key") == 12));
+    assert!(eventually(ms(3000), || rule_metric(&lab, "per-user", "missing_key") == 12));
 }
 
 #[test]
@@ -154,9 +154,9 @@ fn shadow_mode_counts_logs_and_lets_through() {
     let rs = statuses(client.send_all((0..10).map(|_| Req::get("/")).collect(), 2));
     assert_eq!(count(&rs, 200), 10);
     assert!(rs.iter().any(|r| r.header("ratelimit-remaining") == Some("0")), "headers still set");
-    assert!(eventually(ms(2000), || rule_metric(&lab, "trial", "shadow_limited") == 7));
+    assert!(eventually(ms(3000), || rule_metric(&lab, "trial", "shadow_limited") == 7));
     assert_eq!(rule_metric(&lab, "trial", "limited"), 0);
-    assert!(eventually(ms(2000), || lab.envoy.log().contains("[rate-limit] shadow: rule trial would have refused")));
+    assert!(eventually(ms(3000), || lab.envoy.log().contains("[rate-limit] shadow: rule trial would have refused")));
 }
 
 #[test]

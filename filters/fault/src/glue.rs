@@ -3,7 +3,7 @@
 use crate::logic::{Decision, Env, Fault, FAULT_HEADER, FILTER, METRIC_NAMES};
 use meshplug_common::host::{Clock, SeededRandom};
 use meshplug_common::reply::Action as Decided;
-use meshplug_common::wasm::{self, Parking, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData};
+use meshplug_common::wasm::{self, Parking, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType};
@@ -53,6 +53,7 @@ impl RootContext for FaultRoot {
             }
         };
         fault.prepare(&ProxySharedData);
+        self.set_tick_period(METRICS_FLUSH);
         let metrics = self.metrics.get_or_insert_with(|| ProxyMetrics::define(FILTER, &METRIC_NAMES)).clone();
         log::info!(
             "configured: {} rule(s), header control {}, maxActiveFaults {}",
@@ -71,6 +72,9 @@ impl RootContext for FaultRoot {
 
     fn on_tick(&mut self) {
         self.parking.wake_due(ProxyClock.now());
+        if let Some(m) = &self.metrics {
+            m.flush();
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

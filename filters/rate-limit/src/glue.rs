@@ -3,7 +3,7 @@
 use crate::logic::{describe_key, metric_names, Env, RateLimit, FILTER};
 use meshplug_common::host::{Clock, SeededRandom};
 use meshplug_common::reply::Action as Decided;
-use meshplug_common::wasm::{self, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData};
+use meshplug_common::wasm::{self, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType};
@@ -47,6 +47,9 @@ impl RootContext for RateLimitRoot {
             }
         };
         limiter.prepare(&ProxySharedData, &mut SeededRandom::from_entropy());
+        if let Some(previous) = &self.shared {
+            previous.metrics.flush();
+        }
         let names = metric_names(limiter.config());
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let metrics = ProxyMetrics::define(FILTER, &names);
@@ -61,7 +64,14 @@ impl RootContext for RateLimitRoot {
         }
         log::info!("configured: {} rule(s), maxKeys {}", limiter.config().rules.len(), limiter.config().max_keys);
         self.shared = Some(Rc::new(Shared { limiter, metrics }));
+        self.set_tick_period(METRICS_FLUSH);
         true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(s) = &self.shared {
+            s.metrics.flush();
+        }
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {

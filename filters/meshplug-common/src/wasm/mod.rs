@@ -95,16 +95,24 @@ impl SharedData for ProxySharedData {
 }
 
 /// Counters defined with Envoy, in the order of the filter's metric table.
+///
+/// Increments are kept in the worker's VM and handed to Envoy by [`ProxyMetrics::flush`], which the
+/// root context calls on its tick ([`METRICS_FLUSH`]): one hostcall per counter per second instead of
+/// one per request. Admin `/stats` therefore lags by up to one flush period.
 #[derive(Default, Clone)]
 pub struct ProxyMetrics {
-    ids: Vec<Option<u32>>,
+    ids: Rc<Vec<Option<u32>>>,
+    pending: Rc<Vec<Cell<u64>>>,
 }
+
+/// How often a root context hands its counted increments to Envoy.
+pub const METRICS_FLUSH: Duration = Duration::from_secs(1);
 
 impl ProxyMetrics {
     /// Defines `meshplug.<filter>.<name>` for each name. A counter Envoy refuses is logged and then
     /// silently not counted, rather than failing the filter.
     pub fn define(filter: &str, names: &[&str]) -> Self {
-        let ids = names
+        let ids: Vec<Option<u32>> = names
             .iter()
             .map(|name| {
                 let full = crate::metrics::metric_name(filter, name);
@@ -117,14 +125,25 @@ impl ProxyMetrics {
                 }
             })
             .collect();
-        Self { ids }
+        let pending = ids.iter().map(|_| Cell::new(0)).collect();
+        Self { ids: Rc::new(ids), pending: Rc::new(pending) }
+    }
+
+    /// Hands every pending increment to Envoy. Call from the root context's `on_tick`.
+    pub fn flush(&self) {
+        for (id, pending) in self.ids.iter().zip(self.pending.iter()) {
+            let n = pending.replace(0);
+            if let (Some(id), true) = (id, n > 0) {
+                let _ = hostcalls::increment_metric(*id, i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
     }
 }
 
 impl Metrics for ProxyMetrics {
     fn increment(&self, metric: usize) {
-        if let Some(Some(id)) = self.ids.get(metric) {
-            let _ = hostcalls::increment_metric(*id, 1);
+        if let Some(p) = self.pending.get(metric) {
+            p.set(p.get().saturating_add(1));
         }
     }
 }
@@ -182,7 +201,8 @@ struct Parked {
 /// Requests parked until a deadline, per worker. One `Parking` is created by the root context and
 /// shared (an `Rc`, same thread) with the HTTP contexts it creates; the root's `on_tick` calls
 /// [`Parking::wake_due`]. Each worker's root context ticks on its own thread, so a request is always
-/// parked and resumed by the worker that owns it. The tick runs only while something is parked.
+/// parked and resumed by the worker that owns it. The fast tick runs only while something is parked;
+/// otherwise the root ticks at [`METRICS_FLUSH`].
 #[derive(Clone, Default)]
 pub struct Parking {
     timers: Rc<RefCell<Timers<Parked>>>,
@@ -219,7 +239,7 @@ impl Parking {
             }
         }
         if self.timers.borrow().is_empty() {
-            let _ = hostcalls::set_tick_period(Duration::ZERO);
+            let _ = hostcalls::set_tick_period(METRICS_FLUSH);
         }
     }
 

@@ -1,0 +1,191 @@
+//! Benchmarks: Envoy with and without filters, side by side in one run, with wrk.
+//!
+//! Method (the same as in ENVOY-FACTS.md's baseline): Envoy runs one worker pinned to CPU 0
+//! (`taskset -c 0 --concurrency 1`), wrk runs on CPU 1 (`taskset -c 1 wrk -t1 -c16`), the route
+//! answers itself (`direct_response`), so only the filters' cost varies. Cases are interleaved within
+//! each round and each figure is the median over the rounds. Absolute numbers drift between runs and
+//! machines; compare the ratios within one run.
+
+use crate::bootstrap::{Setup, WasmFilter};
+use crate::envoy::EnvoyBinary;
+use crate::filters::module_path;
+use crate::run::{EnvoyOptions, RunningEnvoy};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+/// One configuration to measure.
+#[derive(Debug, Clone)]
+pub struct BenchCase {
+    pub name: String,
+    /// What this case is compared with (by name), for the ratio column.
+    pub baseline: Option<String>,
+    pub setup: Setup,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub envoy: EnvoyBinary,
+    pub rounds: usize,
+    pub duration: Duration,
+    pub connections: u32,
+}
+
+/// Results of one case.
+#[derive(Debug, Clone)]
+pub struct BenchResult {
+    pub name: String,
+    pub baseline: Option<String>,
+    pub rps: Vec<f64>,
+    pub rss_bytes: Option<u64>,
+}
+
+impl BenchResult {
+    pub fn median_rps(&self) -> f64 {
+        let mut v = self.rps.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    }
+}
+
+fn setup_with(filters: Vec<WasmFilter>, native: Vec<Value>) -> Setup {
+    Setup {
+        port: 0,
+        admin_port: 0,
+        filters,
+        clusters: vec![],
+        routes: vec![],
+        native_filters: native,
+        direct_response: Some(200),
+    }
+}
+
+/// Envoy with no filter but the router.
+pub fn bare() -> BenchCase {
+    BenchCase { name: "bare Envoy".into(), baseline: None, setup: setup_with(vec![], vec![]) }
+}
+
+/// The cases of a suite by name: `rate-limit`.
+pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
+    match name {
+        "rate-limit" => {
+            let native = json!({
+                "name": "envoy.filters.http.local_ratelimit",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                    "stat_prefix": "local_rate_limit",
+                    "token_bucket": { "max_tokens": 1_000_000_000u64, "tokens_per_fill": 1_000_000_000u64, "fill_interval": "1s" },
+                    "filter_enabled": { "runtime_key": "lrl_enabled", "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
+                    "filter_enforced": { "runtime_key": "lrl_enforced", "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
+                    "enable_x_ratelimit_headers": "DRAFT_VERSION_03"
+                }
+            });
+            let floor =
+                WasmFilter::new("publish-claims", crate::filters::module_dir().join("publish_claims.wasm"), json!({}));
+            let wasm = WasmFilter::new(
+                "rate-limit",
+                module_path("rate-limit")?,
+                json!({"rules": [{"name": "bench", "limits": [{"requests": 1_000_000_000u64, "per": "1s"}]}]}),
+            );
+            Ok(vec![
+                bare(),
+                BenchCase {
+                    name: "Wasm floor (near no-op module)".into(),
+                    baseline: Some("bare Envoy".into()),
+                    setup: setup_with(vec![floor], vec![]),
+                },
+                BenchCase {
+                    name: "native local_ratelimit".into(),
+                    baseline: Some("bare Envoy".into()),
+                    setup: setup_with(vec![], vec![native]),
+                },
+                BenchCase {
+                    name: "rate_limit.wasm".into(),
+                    baseline: Some("native local_ratelimit".into()),
+                    setup: setup_with(vec![wasm], vec![]),
+                },
+            ])
+        }
+        other => anyhow::bail!("unknown benchmark suite {other:?}; known: rate-limit"),
+    }
+}
+
+/// Runs wrk once against `url`; returns requests per second.
+fn wrk(url: &str, duration: Duration, connections: u32) -> anyhow::Result<f64> {
+    let out = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg(url)
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run wrk ({e}); install it with `apt-get install wrk` (or `make bench`)")
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx or 3xx responses")) {
+        anyhow::bail!(
+            "the benchmark saw error responses ({}), so it would not measure the filters:\n{text}",
+            line.trim()
+        );
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no Requests/sec in wrk's output:\n{text}"))
+}
+
+/// Runs every case `rounds` times, interleaved, and reports progress on stderr.
+pub fn run(cases: &[BenchCase], opts: &BenchOptions) -> anyhow::Result<Vec<BenchResult>> {
+    let mut results: Vec<BenchResult> = cases
+        .iter()
+        .map(|c| BenchResult { name: c.name.clone(), baseline: c.baseline.clone(), rps: vec![], rss_bytes: None })
+        .collect();
+    for round in 1..=opts.rounds {
+        for (case, result) in cases.iter().zip(results.iter_mut()) {
+            let mut eo = EnvoyOptions::new(opts.envoy.clone());
+            eo.concurrency = 1;
+            eo.cpus = Some("0".into());
+            eo.log_level = "warning".into();
+            let envoy = RunningEnvoy::start(&case.setup.render(), &eo)?;
+            let url = format!("{}/bench", envoy.url());
+            wrk(&url, Duration::from_secs(1), opts.connections)?; // warm-up
+            let rps = wrk(&url, opts.duration, opts.connections)?;
+            result.rps.push(rps);
+            result.rss_bytes = envoy.rss_bytes();
+            eprintln!("round {round}/{}: {:<34} {rps:>10.0} req/s", opts.rounds, case.name);
+        }
+    }
+    Ok(results)
+}
+
+/// The results as a Markdown table: req/s, µs per request, µs added over bare Envoy, ratios.
+pub fn table(results: &[BenchResult]) -> String {
+    let bare = results.iter().find(|r| r.baseline.is_none()).map(BenchResult::median_rps).unwrap_or(0.0);
+    let us = |rps: f64| if rps > 0.0 { 1e6 / rps } else { f64::NAN };
+    let mut out = String::from(
+        "| Case | req/s (median) | µs/request | µs added over bare | × bare | compared with | × that |\n\
+         | --- | ---: | ---: | ---: | ---: | --- | ---: |\n",
+    );
+    for r in results {
+        let rps = r.median_rps();
+        let (vs, ratio) = match &r.baseline {
+            Some(b) => {
+                let base = results.iter().find(|x| &x.name == b).map(BenchResult::median_rps).unwrap_or(0.0);
+                (b.clone(), format!("{:.2}", rps / base))
+            }
+            None => ("—".into(), "—".into()),
+        };
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.1} | {:+.1} | {:.2} | {} | {} |\n",
+            r.name,
+            rps,
+            us(rps),
+            us(rps) - us(bare),
+            rps / bare,
+            vs,
+            ratio
+        ));
+    }
+    out
+}
