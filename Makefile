@@ -1,7 +1,8 @@
 # Two commands do everything, including set-up on a fresh machine (see README.md):
 #   make demo   runs a local Envoy with the example filters in front of an echo upstream
 #   make test   runs the whole test suite (what CI runs)
-.PHONY: demo test setup
+#   make bench  runs the benchmarks (BENCHMARKS.md) side by side with their native twins
+.PHONY: demo test setup bench
 
 demo:
 	scripts/setup
@@ -12,3 +13,8 @@ test:
 
 setup:
 	scripts/setup
+
+bench:
+	scripts/setup --bench
+	cargo build --release --locked --target wasm32-wasip1
+	cargo run --release --locked -p meshplug-harness -- bench rate-limit
