@@ -240,4 +240,3 @@ fn a_flood_of_distinct_keys_cannot_grow_memory_or_reset_any_exhausted_bucket() {
     assert!(!allowed(&h.run(&rl, &flooder)), "the flooder's own exhausted bucket was reset");
     assert!(h.count(0, Metric::SharedBucket) > 0, "at the bound, keys share buckets");
 }
-
