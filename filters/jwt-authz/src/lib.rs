@@ -1,0 +1,22 @@
+//! meshplug **jwt-authz**: JWT validation (Istio RequestAuthentication `jwtRules`) and claim-based
+//! authorization (Istio AuthorizationPolicy `action`/`rules`), with signatures checked by Envoy's
+//! BoringSSL when the host offers it and a bounded cache of verified tokens.
+//!
+//! [`config`], [`jwks`], [`token`], [`verify`], [`policy`], [`cache`], [`remote`] and [`logic`] are free of
+//! host calls; the proxy-wasm glue is in `glue.rs`.
+
+pub mod cache;
+pub mod config;
+pub mod jwks;
+pub mod logic;
+pub mod policy;
+pub mod remote;
+pub mod token;
+pub mod verify;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+// The glue is left out of test builds, so the logic tests also run as plain WASI programs.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+mod glue;

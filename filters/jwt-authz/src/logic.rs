@@ -1,0 +1,470 @@
+//! What the jwt-authz filter decides for one request: find the tokens, validate each (or take it from
+//! the cache), hand the claims on, and apply the authorization policies. No proxy-wasm here.
+
+use crate::cache::{TokenCache, Verified};
+use crate::config::{JwtAuthzConfig, JwtRule};
+use crate::jwks::KeySet;
+use crate::policy::{decide, Auth, Decision};
+use crate::remote::RemoteKeys;
+use crate::token::{audiences, decode, numeric, Decoded, Reason};
+use crate::verify::{verify, CryptoHost};
+use meshplug_common::claims::claim_value;
+use meshplug_common::config::ConfigError;
+use meshplug_common::host::{Metrics, Random, RequestHeaders, SharedData};
+use meshplug_common::matching::{query_param, split_path};
+use meshplug_common::reply::{Action, LocalReply};
+use meshplug_common::throttle::LogThrottle;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const FILTER: &str = "jwt-authz";
+
+/// Metrics (`meshplug.jwt_authz.<name>`): fixed ones, then `tokens_invalid_<reason>` per [`Reason::ALL`].
+pub const FIXED_METRICS: [&str; 9] = [
+    "tokens_valid",
+    "cache_hits",
+    "cache_misses",
+    "jwks_fetch_ok",
+    "jwks_fetch_failed",
+    "jwks_stale",
+    "policy_allow",
+    "policy_deny",
+    "no_token",
+];
+
+#[derive(Debug, Clone, Copy)]
+pub enum Metric {
+    TokensValid = 0,
+    CacheHits = 1,
+    CacheMisses = 2,
+    JwksFetchOk = 3,
+    JwksFetchFailed = 4,
+    JwksStale = 5,
+    PolicyAllow = 6,
+    PolicyDeny = 7,
+    NoToken = 8,
+}
+
+pub fn metric_names() -> Vec<String> {
+    FIXED_METRICS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(Reason::ALL.iter().map(|r| format!("tokens_invalid_{}", r.name())))
+        .collect()
+}
+
+fn invalid_metric(r: Reason) -> usize {
+    FIXED_METRICS.len() + Reason::ALL.iter().position(|x| *x == r).unwrap_or(0)
+}
+
+pub const UNAUTHORIZED_BODY: &str = "Jwt verification fails";
+pub const FORBIDDEN_BODY: &str = "RBAC: access denied";
+const LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// What the host gives the filter for one decision.
+pub struct Env<'a> {
+    pub metrics: &'a dyn Metrics,
+    pub crypto: &'a dyn CryptoHost,
+    pub shared: &'a dyn SharedData,
+    /// Host time since the Unix epoch.
+    pub now: Duration,
+}
+
+/// The filter's decision and the request changes that go with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub action: Action,
+    /// Request headers to remove (client-sent copies of output headers, forwarded tokens).
+    pub remove_headers: Vec<String>,
+    /// Request headers to set for the upstream.
+    pub set_headers: Vec<(String, String)>,
+    /// Verified claims (JSON) to publish in filter state for later filters.
+    pub publish_claims: Option<Rc<Vec<u8>>>,
+}
+
+/// Where a token was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    Header(String),
+    Param,
+    Cookie,
+}
+
+struct Found {
+    token: String,
+    location: Location,
+}
+
+/// One rule's keys: inline (fixed) or remote (refreshed from shared data).
+struct Keys {
+    set: Option<Rc<KeySet>>,
+    remote: Option<RemoteKeys>,
+    /// CAS token of the JWKS last loaded from shared data.
+    loaded_cas: Option<u32>,
+    had_keys_log: LogThrottle,
+}
+
+/// A configured jwt-authz filter (one per worker VM).
+pub struct JwtAuthz {
+    config: JwtAuthzConfig,
+    keys: RefCell<Vec<Keys>>,
+    generation: Cell<u64>,
+    cache: RefCell<TokenCache>,
+    logs: Vec<LogThrottle>,
+    policy_log: LogThrottle,
+    last_kid_request: Cell<Duration>,
+}
+
+fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+impl JwtAuthz {
+    pub fn new(config: JwtAuthzConfig, instance: &str, random: &mut dyn Random) -> Result<Self, ConfigError> {
+        let mut keys = Vec::with_capacity(config.jwt_rules.len());
+        for (i, rule) in config.jwt_rules.iter().enumerate() {
+            let set = match &rule.jwks {
+                Some(j) => Some(Rc::new(
+                    KeySet::parse(j.as_bytes()).map_err(|e| ConfigError::new(format!("/jwtRules/{i}/jwks"), e))?,
+                )),
+                None => None,
+            };
+            let remote = rule.remote_jwks.clone().map(|r| RemoteKeys::new(instance, i, r));
+            keys.push(Keys { set, remote, loaded_cas: None, had_keys_log: LogThrottle::default() });
+        }
+        let cache = TokenCache::new(config.cache_size, (random.next_u64(), random.next_u64()));
+        Ok(Self {
+            config,
+            keys: RefCell::new(keys),
+            generation: Cell::new(1),
+            cache: RefCell::new(cache),
+            logs: Reason::ALL.iter().map(|_| LogThrottle::default()).collect(),
+            policy_log: LogThrottle::default(),
+            last_kid_request: Cell::new(Duration::ZERO),
+        })
+    }
+
+    pub fn from_json(bytes: &[u8], instance: &str, random: &mut dyn Random) -> Result<Self, ConfigError> {
+        Self::new(JwtAuthzConfig::from_json(bytes)?, instance, random)
+    }
+
+    pub fn config(&self) -> &JwtAuthzConfig {
+        &self.config
+    }
+
+    fn find_tokens(&self, req: &dyn RequestHeaders) -> Vec<Found> {
+        let mut found: Vec<Found> = Vec::new();
+        let full_path = req.header(":path").unwrap_or_default();
+        let query = split_path(&full_path).1;
+        let cookies = req.header("cookie");
+        let mut push = |token: &str, location: Location| {
+            let token = token.trim();
+            if !token.is_empty() && !found.iter().any(|f| f.token == token) {
+                found.push(Found { token: token.to_string(), location });
+            }
+        };
+        for rule in &self.config.jwt_rules {
+            for h in &rule.from_headers {
+                if let Some(v) = req.header(&h.name) {
+                    let prefix_len = h.prefix.len();
+                    if v.len() >= prefix_len && v.get(..prefix_len).is_some_and(|p| p.eq_ignore_ascii_case(&h.prefix)) {
+                        push(v.get(prefix_len..).unwrap_or(""), Location::Header(h.name.clone()));
+                    }
+                }
+            }
+            for p in &rule.from_params {
+                if let Some(v) = query_param(query, p) {
+                    push(v, Location::Param);
+                }
+            }
+            if let Some(c) = &cookies {
+                for name in &rule.from_cookies {
+                    if let Some(v) = cookie(c, name) {
+                        push(v, Location::Cookie);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn refuse(&self, reason: Reason, issuer: Option<&str>, env: &Env) -> Outcome {
+        env.metrics.increment(invalid_metric(reason));
+        if let Some(log) = self.logs.get(Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0)) {
+            if let Some(n) = log.event(env.now, LOG_PERIOD) {
+                let extra = if reason == Reason::NoKeys { "; the JWKS has not been fetched yet" } else { "" };
+                log::info!(
+                    "token refused: {reason}{}{extra} ({n} such refusal(s) since the last report)",
+                    issuer.map(|i| format!(" (issuer {i})")).unwrap_or_default()
+                );
+            }
+        }
+        let reply = LocalReply {
+            status: 401,
+            grpc_status: None,
+            headers: vec![("www-authenticate".into(), "Bearer error=\"invalid_token\"".into())],
+            body: UNAUTHORIZED_BODY.as_bytes().to_vec(),
+        };
+        Outcome { action: Action::Respond(reply), remove_headers: vec![], set_headers: vec![], publish_claims: None }
+    }
+
+    /// Validates one token (cache first).
+    fn validate(&self, token: &str, env: &Env) -> Result<Verified, (Reason, Option<String>)> {
+        let now_secs = env.now.as_secs_f64();
+        let skew = self.config.clock_skew.0.as_secs_f64();
+        let fp = self.cache.borrow().fingerprint(token);
+        if let Some(v) = self.cache.borrow_mut().get(fp, now_secs, skew, self.generation.get()) {
+            env.metrics.increment(Metric::CacheHits as usize);
+            return Ok(v);
+        }
+        env.metrics.increment(Metric::CacheMisses as usize);
+        let max = self.config.jwt_rules.iter().map(|r| r.max_token_bytes).max().unwrap_or(0);
+        let d = decode(token, max).map_err(|r| (r, None))?;
+        let iss = d.issuer().map(str::to_string);
+        let (rule_index, rule) = self
+            .config
+            .jwt_rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| Some(r.issuer.as_str()) == iss.as_deref())
+            .ok_or((Reason::UnknownIssuer, None))?;
+        if token.len() > rule.max_token_bytes {
+            return Err((Reason::TooLarge, iss));
+        }
+        self.check_signature(rule_index, &d, env).map_err(|r| (r, iss.clone()))?;
+        check_times_and_audience(
+            rule,
+            &d,
+            now_secs,
+            skew,
+            self.config.jwt_rules.get(rule_index).map(|r| r.require_expiration).unwrap_or(true),
+        )
+        .map_err(|r| (r, iss.clone()))?;
+        let sub = d.claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
+        let claims_json = serde_json::to_vec(&d.claims).unwrap_or_default();
+        let verified = Verified {
+            rule: rule_index,
+            principal: format!("{}/{sub}", rule.issuer),
+            expires: numeric(&d.claims, "exp").unwrap_or(f64::INFINITY),
+            claims: Rc::new(d.claims),
+            claims_json: Rc::new(claims_json),
+            generation: self.generation.get(),
+        };
+        self.cache.borrow_mut().insert(fp, verified.clone());
+        Ok(verified)
+    }
+
+    fn check_signature(&self, rule: usize, d: &Decoded, env: &Env) -> Result<(), Reason> {
+        let keys = self.keys.borrow();
+        let k = keys.get(rule).ok_or(Reason::NoKeys)?;
+        let Some(set) = &k.set else { return Err(Reason::NoKeys) };
+        if let Some(kid) = &d.kid {
+            if !set.has_kid(kid) {
+                if let Some(remote) = &k.remote {
+                    // Ask for an early refetch, at most once a second from this worker.
+                    if env.now.saturating_sub(self.last_kid_request.get()) >= Duration::from_secs(1) {
+                        self.last_kid_request.set(env.now);
+                        remote.request_refetch(env.shared, u64::try_from(env.now.as_nanos()).unwrap_or(u64::MAX));
+                    }
+                }
+                return Err(Reason::UnknownKid);
+            }
+        }
+        let mut candidates = set.candidates(d.kid.as_deref(), d.alg).peekable();
+        if candidates.peek().is_none() {
+            return Err(if d.kid.is_some() { Reason::UnsupportedAlg } else { Reason::UnknownKid });
+        }
+        let now_secs = env.now.as_secs();
+        if candidates.any(|key| verify(env.crypto, d, key, now_secs)) {
+            Ok(())
+        } else {
+            Err(Reason::BadSignature)
+        }
+    }
+
+    /// Decides one request.
+    pub fn on_request(&self, req: &dyn RequestHeaders, env: &Env) -> Outcome {
+        let mut out =
+            Outcome { action: Action::Continue, remove_headers: vec![], set_headers: vec![], publish_claims: None };
+        // A client must not be able to send what looks like our output.
+        for rule in &self.config.jwt_rules {
+            if let Some(h) = &rule.output_payload_to_header {
+                out.remove_headers.push(h.clone());
+            }
+            for c in &rule.output_claim_to_headers {
+                out.remove_headers.push(c.header.clone());
+            }
+        }
+        let found = self.find_tokens(req);
+        if found.is_empty() && !self.config.jwt_rules.is_empty() {
+            env.metrics.increment(Metric::NoToken as usize);
+        }
+        let mut verified: Vec<(Verified, &Found)> = Vec::with_capacity(found.len());
+        for f in &found {
+            match self.validate(&f.token, env) {
+                Ok(v) => {
+                    env.metrics.increment(Metric::TokensValid as usize);
+                    verified.push((v, f));
+                }
+                Err((reason, iss)) => return self.refuse(reason, iss.as_deref(), env),
+            }
+        }
+        for (v, f) in &verified {
+            let Some(rule) = self.config.jwt_rules.get(v.rule) else { continue };
+            if let (Location::Header(h), false) = (&f.location, rule.forward_original_token) {
+                out.remove_headers.push(h.clone());
+            }
+            if let Some(h) = &rule.output_payload_to_header {
+                if let Some(segment) = f.token.split('.').nth(1) {
+                    out.set_headers.push((h.clone(), segment.to_string()));
+                }
+            }
+            for c in &rule.output_claim_to_headers {
+                if let Some(value) = claim_value(&v.claims_json, &c.claim) {
+                    out.set_headers.push((c.header.clone(), value));
+                }
+            }
+        }
+        out.publish_claims = verified.first().map(|(v, _)| v.claims_json.clone());
+
+        if !self.config.policies.is_empty() {
+            let auth = Auth {
+                principals: verified.iter().map(|(v, _)| v.principal.clone()).collect(),
+                claims: verified.first().map(|(v, _)| v.claims.as_ref()),
+            };
+            match decide(&self.config.policies, req, &auth) {
+                Decision::Allow => env.metrics.increment(Metric::PolicyAllow as usize),
+                Decision::Deny(why) => {
+                    env.metrics.increment(Metric::PolicyDeny as usize);
+                    if let Some(n) = self.policy_log.event(env.now, LOG_PERIOD) {
+                        log::info!("request denied: {why} ({n} denial(s) since the last report)");
+                    }
+                    out.action = Action::Respond(LocalReply {
+                        status: 403,
+                        grpc_status: None,
+                        headers: vec![],
+                        body: FORBIDDEN_BODY.as_bytes().to_vec(),
+                    });
+                    out.set_headers.clear();
+                    out.publish_claims = None;
+                }
+            }
+        }
+        out
+    }
+
+    /// Loads newer remote JWKS from shared data; returns the rules whose fetch this worker should run
+    /// now (it won the process-wide lease). Call from the root context's tick.
+    pub fn sync_keys(&self, env: &Env) -> Vec<usize> {
+        let now = u64::try_from(env.now.as_nanos()).unwrap_or(u64::MAX);
+        let mut lead = Vec::new();
+        let mut changed = false;
+        for (i, k) in self.keys.borrow_mut().iter_mut().enumerate() {
+            let Some(remote) = &k.remote else { continue };
+            let (bytes, cas) = remote.stored(env.shared);
+            if cas.is_some() && cas != k.loaded_cas {
+                if let Some(b) = bytes {
+                    match KeySet::parse(&b) {
+                        Ok(set) => {
+                            log::info!(
+                                "issuer {}: loaded {} key(s) from the fetched JWKS",
+                                remote_issuer(&self.config, i),
+                                set.keys.len()
+                            );
+                            k.set = Some(Rc::new(set));
+                            changed = true;
+                        }
+                        Err(e) => log::warn!("issuer {}: stored JWKS unusable: {e}", remote_issuer(&self.config, i)),
+                    }
+                }
+                k.loaded_cas = cas;
+            }
+            if remote.try_lead(env.shared, now) {
+                lead.push(i);
+            }
+        }
+        if changed {
+            self.generation.set(self.generation.get().wrapping_add(1));
+        }
+        lead
+    }
+
+    /// The fetch request for rule `i`: (cluster, path, authority, timeout).
+    pub fn fetch_target(&self, i: usize) -> Option<(String, String, String, Duration)> {
+        let r = self.config.jwt_rules.get(i)?.remote_jwks.as_ref()?;
+        Some((r.cluster.clone(), r.path.clone(), r.authority.clone().unwrap_or_else(|| r.cluster.clone()), r.timeout.0))
+    }
+
+    /// Records the result of a fetch for rule `i`: `Ok(body)` on HTTP 200, `Err(why)` otherwise.
+    pub fn fetch_done(&self, i: usize, result: Result<Vec<u8>, String>, env: &Env) {
+        let now = u64::try_from(env.now.as_nanos()).unwrap_or(u64::MAX);
+        let issuer = remote_issuer(&self.config, i);
+        let keys = self.keys.borrow();
+        let Some(k) = keys.get(i) else { return };
+        let Some(remote) = &k.remote else { return };
+        let parsed = result.and_then(|body| KeySet::parse(&body).map(|_| body));
+        match parsed {
+            Ok(body) => {
+                env.metrics.increment(Metric::JwksFetchOk as usize);
+                remote.finish(env.shared, now, Some(&body));
+            }
+            Err(why) => {
+                env.metrics.increment(Metric::JwksFetchFailed as usize);
+                let stale = k.set.is_some();
+                if stale {
+                    env.metrics.increment(Metric::JwksStale as usize);
+                }
+                if k.had_keys_log.event(env.now, Duration::ZERO).is_some() {
+                    log::warn!(
+                        "issuer {issuer}: JWKS fetch from cluster {} failed: {why}; {}",
+                        remote.source.cluster,
+                        if stale {
+                            "keeping the keys fetched before (stale)"
+                        } else {
+                            "tokens of this issuer are refused until a fetch succeeds"
+                        }
+                    );
+                }
+                remote.finish(env.shared, now, None);
+            }
+        }
+    }
+
+    /// Whether every rule has keys (inline, or fetched at least once by some worker).
+    pub fn all_keys_loaded(&self) -> bool {
+        self.keys.borrow().iter().all(|k| k.set.is_some())
+    }
+}
+
+fn remote_issuer(config: &JwtAuthzConfig, i: usize) -> &str {
+    config.jwt_rules.get(i).map(|r| r.issuer.as_str()).unwrap_or("?")
+}
+
+fn check_times_and_audience(rule: &JwtRule, d: &Decoded, now: f64, skew: f64, require_exp: bool) -> Result<(), Reason> {
+    match numeric(&d.claims, "exp") {
+        Some(exp) if now > exp + skew => return Err(Reason::Expired),
+        None if require_exp => return Err(Reason::MissingExp),
+        _ => {}
+    }
+    if numeric(&d.claims, "nbf").is_some_and(|nbf| nbf > now + skew) {
+        return Err(Reason::NotYetValid);
+    }
+    if numeric(&d.claims, "iat").is_some_and(|iat| iat > now + skew) {
+        return Err(Reason::IssuedInFuture);
+    }
+    if !rule.audiences.is_empty() {
+        let aud = audiences(&d.claims);
+        if !aud.iter().any(|a| rule.audiences.iter().any(|want| want == a)) {
+            return Err(Reason::Audience);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "tests/logic.rs"]
+mod tests;

@@ -1,0 +1,225 @@
+//! Decoding a JWT (compact JWS) strictly, before any signature work: every way a token can be
+//! malformed is refused here with a reason, and nothing panics whatever the input.
+
+use crate::jwks::Alg;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Why a token was refused. Goes to the log and the `tokens_invalid_<reason>` metric, never to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    TooLarge,
+    Malformed,
+    UnsupportedAlg,
+    Crit,
+    ClaimType,
+    UnknownIssuer,
+    UnknownKid,
+    NoKeys,
+    BadSignature,
+    Expired,
+    MissingExp,
+    NotYetValid,
+    IssuedInFuture,
+    Audience,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 14] = [
+        Reason::TooLarge,
+        Reason::Malformed,
+        Reason::UnsupportedAlg,
+        Reason::Crit,
+        Reason::ClaimType,
+        Reason::UnknownIssuer,
+        Reason::UnknownKid,
+        Reason::NoKeys,
+        Reason::BadSignature,
+        Reason::Expired,
+        Reason::MissingExp,
+        Reason::NotYetValid,
+        Reason::IssuedInFuture,
+        Reason::Audience,
+    ];
+
+    /// The metric suffix: `meshplug.jwt_authz.tokens_invalid_<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::TooLarge => "too_large",
+            Reason::Malformed => "malformed",
+            Reason::UnsupportedAlg => "unsupported_alg",
+            Reason::Crit => "crit",
+            Reason::ClaimType => "claim_type",
+            Reason::UnknownIssuer => "unknown_issuer",
+            Reason::UnknownKid => "unknown_kid",
+            Reason::NoKeys => "no_keys",
+            Reason::BadSignature => "bad_signature",
+            Reason::Expired => "expired",
+            Reason::MissingExp => "missing_exp",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::IssuedInFuture => "issued_in_future",
+            Reason::Audience => "audience",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A token decoded and checked for form, not yet verified.
+#[derive(Debug, Clone)]
+pub struct Decoded<'t> {
+    pub token: &'t str,
+    pub alg: Alg,
+    pub kid: Option<String>,
+    pub claims: Map<String, Value>,
+    /// The payload segment as sent (base64url JSON), for `outputPayloadToHeader`.
+    pub payload_b64: &'t str,
+    /// `header.payload`, the signed bytes.
+    pub signing_input: &'t str,
+    pub signature: Vec<u8>,
+}
+
+impl Decoded<'_> {
+    pub fn issuer(&self) -> Option<&str> {
+        self.claims.get("iss").and_then(Value::as_str)
+    }
+}
+
+fn b64(segment: &str) -> Result<Vec<u8>, Reason> {
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| Reason::Malformed)
+}
+
+/// A JSON value that refuses duplicate object keys at any depth (serde_json would keep the last one,
+/// so `{"sub":"a","sub":"admin"}` could mean different things to different readers).
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Strict;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                Ok(Strict(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                Ok(Strict(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                Ok(Strict(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                Ok(Strict(serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                Ok(Strict(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+                Ok(Strict(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Strict, E> {
+                Ok(Strict(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Strict(v)) = seq.next_element()? {
+                    out.push(v);
+                }
+                Ok(Strict(Value::Array(out)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+                let mut out = Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let Strict(v) = map.next_value()?;
+                    if out.insert(key, v).is_some() {
+                        return Err(serde::de::Error::custom("duplicate key"));
+                    }
+                }
+                Ok(Strict(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn object(bytes: &[u8]) -> Result<Map<String, Value>, Reason> {
+    match serde_json::from_slice::<Strict>(bytes) {
+        Ok(Strict(Value::Object(m))) => Ok(m),
+        _ => Err(Reason::Malformed),
+    }
+}
+
+/// Decodes `token` and checks its form: size, three base64url segments, JSON objects without
+/// duplicate keys, a supported `alg`, no `crit`, a string `kid`, and claim types (`iss`/`sub` strings,
+/// `exp`/`nbf`/`iat` numbers, `aud` a string or an array of strings).
+pub fn decode(token: &str, max_bytes: usize) -> Result<Decoded<'_>, Reason> {
+    if token.len() > max_bytes {
+        return Err(Reason::TooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(Reason::Malformed);
+    };
+    if h.is_empty() || p.is_empty() || s.is_empty() {
+        return Err(Reason::Malformed);
+    }
+    let header = object(&b64(h)?)?;
+    let alg = match header.get("alg") {
+        Some(Value::String(a)) => Alg::parse(a).ok_or(Reason::UnsupportedAlg)?,
+        _ => return Err(Reason::UnsupportedAlg),
+    };
+    if header.contains_key("crit") {
+        return Err(Reason::Crit);
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err(Reason::Malformed),
+    };
+    let claims = object(&b64(p)?)?;
+    let signature = b64(s)?;
+    for name in ["iss", "sub", "azp"] {
+        if claims.get(name).is_some_and(|v| !v.is_string()) {
+            return Err(Reason::ClaimType);
+        }
+    }
+    for name in ["exp", "nbf", "iat"] {
+        if claims.get(name).is_some_and(|v| !v.is_number()) {
+            return Err(Reason::ClaimType);
+        }
+    }
+    match claims.get("aud") {
+        None | Some(Value::String(_)) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(_) => return Err(Reason::ClaimType),
+    }
+    let signing_input = token.get(..h.len() + 1 + p.len()).ok_or(Reason::Malformed)?;
+    Ok(Decoded { token, alg, kid, claims, payload_b64: p, signing_input, signature })
+}
+
+/// A claim as seconds since the epoch.
+pub fn numeric(claims: &Map<String, Value>, name: &str) -> Option<f64> {
+    claims.get(name).and_then(Value::as_f64)
+}
+
+/// The `aud` claim as a list.
+pub fn audiences(claims: &Map<String, Value>) -> Vec<&str> {
+    match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/token.rs"]
+mod tests;
