@@ -10,3 +10,4 @@ pub mod envoy;
 pub mod filters;
 pub mod local;
 pub mod run;
+pub mod stub;

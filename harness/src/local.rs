@@ -30,6 +30,8 @@ pub struct LabBuilder {
     pub admin_port: u16,
     pub concurrency: u32,
     pub envoy: Option<PathBuf>,
+    /// Clusters to servers the caller runs itself (name, port on 127.0.0.1), e.g. a JWKS stub.
+    pub extra_clusters: Vec<(String, u16)>,
 }
 
 impl Default for LabBuilder {
@@ -42,6 +44,7 @@ impl Default for LabBuilder {
             admin_port: 0,
             concurrency: 2,
             envoy: None,
+            extra_clusters: vec![],
         }
     }
 }
@@ -55,6 +58,12 @@ impl LabBuilder {
 
     pub fn upstreams(mut self, upstreams: Vec<Upstream>) -> Self {
         self.upstreams = upstreams;
+        self
+    }
+
+    /// Adds a cluster named `name` to a server on `127.0.0.1:port` that the caller runs.
+    pub fn cluster(mut self, name: &str, port: u16) -> Self {
+        self.extra_clusters.push((name.into(), port));
         self
     }
 
@@ -83,6 +92,7 @@ impl LabBuilder {
             admin_port: c.local.admin_port,
             concurrency: 2,
             envoy: None,
+            extra_clusters: vec![],
         })
     }
 
@@ -121,6 +131,11 @@ impl LabBuilder {
             .upstreams
             .iter()
             .map(|u| Cluster { name: u.name.clone(), port: ports.get(&u.name).copied().unwrap_or(0), http2: u.http2 })
+            .chain(self.extra_clusters.iter().map(|(name, port)| Cluster {
+                name: name.clone(),
+                port: *port,
+                http2: false,
+            }))
             .collect();
         Ok(Setup {
             port: self.port,

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 /// Retry delay while no fetch has succeeded yet (tokens are refused meanwhile).
 pub const FIRST_FETCH_RETRY: Duration = Duration::from_secs(1);
-/// Retry delay after a failed refresh (the old keys keep working meanwhile).
+/// Retry delay after a failed refresh (the old keys keep working meanwhile); shorter when the
+/// refresh interval is.
 pub const REFRESH_RETRY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,8 +83,9 @@ impl RemoteKeys {
             // No keys yet: retry quickly.
             return now >= s.last_attempt.saturating_add(ns(FIRST_FETCH_RETRY));
         }
-        if now >= s.last_success.saturating_add(ns(self.source.refresh_interval.0)) {
-            return now >= s.last_attempt.saturating_add(ns(REFRESH_RETRY));
+        let refresh = self.source.refresh_interval.0;
+        if now >= s.last_success.saturating_add(ns(refresh)) {
+            return now >= s.last_attempt.saturating_add(ns(REFRESH_RETRY.min(refresh)));
         }
         s.kid_request > s.last_attempt
             && now >= s.last_attempt.saturating_add(ns(self.source.unknown_kid_refetch_interval.0))
