@@ -23,6 +23,13 @@ impl FilterKind {
 /// Every filter, in the order they usually run.
 pub const FILTERS: &[FilterKind] = &[
     FilterKind {
+        name: "jwt-authz",
+        validate: |bytes| {
+            let mut random = meshplug_common::host::SeededRandom::new(0);
+            jwt_authz::logic::JwtAuthz::from_json(bytes, "validate", &mut random).map(|_| ())
+        },
+    },
+    FilterKind {
         name: "rate-limit",
         validate: |bytes| rate_limit::logic::RateLimit::from_json(bytes, "validate").map(|_| ()),
     },

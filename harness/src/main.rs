@@ -58,6 +58,18 @@ enum Cmd {
         #[arg(long)]
         envoy: Option<PathBuf>,
     },
+    /// Print a JWT signed with the examples' demo key (filters/jwt-authz/testdata/rsa.pem, kid rsa-1,
+    /// issuer https://auth.example.com), valid for an hour. For trying the examples only.
+    DemoToken {
+        #[arg(long, default_value = "alice")]
+        sub: String,
+        /// Extra claims as a JSON object, e.g. '{"groups":["payments"]}'.
+        #[arg(long, default_value = "{}")]
+        claims: String,
+        /// Print the demo key's public JWKS instead of a token.
+        #[arg(long)]
+        jwks: bool,
+    },
     /// Say which Envoy binary would be used, and why.
     WhichEnvoy {
         #[arg(long)]
@@ -112,6 +124,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("module {}: {} bytes ({:.0} KiB)", f.module_file(), size, size as f64 / 1024.0);
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::DemoToken { jwks: true, .. } => {
+            println!("{}", jwt_authz::testkit::jwks(&["rsa"]));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::DemoToken { sub, claims, .. } => {
+            let extra: serde_json::Value = serde_json::from_str(&claims)?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            let mut c = jwt_authz::testkit::claims(now, &sub);
+            for (k, v) in extra.as_object().ok_or_else(|| anyhow::anyhow!("--claims must be a JSON object"))? {
+                c.insert(k.clone(), v.clone());
+            }
+            println!("{}", jwt_authz::testkit::mint("RS256", "rsa", Some("rsa-1"), c));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::WhichEnvoy { envoy } => {
