@@ -18,3 +18,4 @@ bench:
 	scripts/setup --bench
 	cargo build --release --locked --target wasm32-wasip1
 	cargo run --release --locked -p meshplug-harness -- bench rate-limit
+	cargo run --release --locked -p meshplug-harness -- bench jwt-authz

@@ -14,6 +14,18 @@ use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
 
+/// What wrk sends.
+#[derive(Debug, Clone, Default)]
+pub enum Load {
+    /// `GET /bench`, nothing else.
+    #[default]
+    Plain,
+    /// The same header on every request (e.g. one repeated token).
+    Header(String, String),
+    /// `authorization: Bearer <token>` cycling through these tokens, one per request.
+    Tokens(std::sync::Arc<Vec<String>>),
+}
+
 /// One configuration to measure.
 #[derive(Debug, Clone)]
 pub struct BenchCase {
@@ -21,6 +33,7 @@ pub struct BenchCase {
     /// What this case is compared with (by name), for the ratio column.
     pub baseline: Option<String>,
     pub setup: Setup,
+    pub load: Load,
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +75,7 @@ fn setup_with(filters: Vec<WasmFilter>, native: Vec<Value>) -> Setup {
 
 /// Envoy with no filter but the router.
 pub fn bare() -> BenchCase {
-    BenchCase { name: "bare Envoy".into(), baseline: None, setup: setup_with(vec![], vec![]) }
+    BenchCase { name: "bare Envoy".into(), baseline: None, setup: setup_with(vec![], vec![]), load: Load::Plain }
 }
 
 /// The cases of a suite by name: `rate-limit`.
@@ -80,8 +93,6 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
                     "enable_x_ratelimit_headers": "DRAFT_VERSION_03"
                 }
             });
-            let floor =
-                WasmFilter::new("publish-claims", crate::filters::module_dir().join("publish_claims.wasm"), json!({}));
             let wasm = WasmFilter::new(
                 "rate-limit",
                 module_path("rate-limit")?,
@@ -89,38 +100,162 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
             );
             Ok(vec![
                 bare(),
-                BenchCase {
-                    name: "Wasm floor (near no-op module)".into(),
-                    baseline: Some("bare Envoy".into()),
-                    setup: setup_with(vec![floor], vec![]),
-                },
+                floor_case(),
                 BenchCase {
                     name: "native local_ratelimit".into(),
                     baseline: Some("bare Envoy".into()),
                     setup: setup_with(vec![], vec![native]),
+                    load: Load::Plain,
                 },
                 BenchCase {
                     name: "rate_limit.wasm".into(),
                     baseline: Some("native local_ratelimit".into()),
                     setup: setup_with(vec![wasm], vec![]),
+                    load: Load::Plain,
                 },
             ])
         }
-        other => anyhow::bail!("unknown benchmark suite {other:?}; known: rate-limit"),
+        "jwt-authz" => jwt_suite(),
+        other => anyhow::bail!("unknown benchmark suite {other:?}; known: rate-limit, jwt-authz"),
     }
 }
 
+/// The Wasm floor: the `publish-claims` test module, which reads one header and does nothing else.
+fn floor_case() -> BenchCase {
+    let floor = WasmFilter::new("publish-claims", crate::filters::module_dir().join("publish_claims.wasm"), json!({}));
+    BenchCase {
+        name: "Wasm floor (near no-op module)".into(),
+        baseline: Some("bare Envoy".into()),
+        setup: setup_with(vec![floor], vec![]),
+        load: Load::Plain,
+    }
+}
+
+/// Distinct tokens for the fresh-token cases: five times jwt-authz's default cache and fifty times the
+/// native filter's configured cache, so every request verifies a signature.
+pub const FRESH_TOKENS: usize = 5000;
+
+fn jwt_suite() -> anyhow::Result<Vec<BenchCase>> {
+    use jwt_authz::testkit::{claims, jwks, mint, ISSUER};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let keys = jwks(&["rsa"]);
+    eprintln!("minting {FRESH_TOKENS} RS256 tokens…");
+    let fresh: Vec<String> =
+        (0..FRESH_TOKENS).map(|i| mint("RS256", "rsa", Some("rsa-1"), claims(now, &format!("user-{i}")))).collect();
+    let fresh = std::sync::Arc::new(fresh);
+    let repeated = mint("RS256", "rsa", Some("rsa-1"), claims(now, "alice"));
+    let native = vec![
+        json!({
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": { "bench": {
+                    "issuer": ISSUER,
+                    "audiences": ["payment-api"],
+                    "local_jwks": { "inline_string": keys },
+                    "payload_in_metadata": "jwt_payload",
+                    "jwt_cache_config": { "jwt_cache_size": 100 }
+                } },
+                "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "bench" } }]
+            }
+        }),
+        json!({
+            "name": "envoy.filters.http.rbac",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+                "rules": { "action": "ALLOW", "policies": { "bench": {
+                    "permissions": [{ "url_path": { "path": { "prefix": "/bench" } } }],
+                    "principals": [{ "metadata": {
+                        "filter": "envoy.filters.http.jwt_authn",
+                        "path": [{ "key": "jwt_payload" }, { "key": "iss" }],
+                        "value": { "string_match": { "exact": ISSUER } }
+                    } }]
+                } } }
+            }
+        }),
+    ];
+    let wasm = WasmFilter::new(
+        "jwt-authz",
+        module_path("jwt-authz")?,
+        json!({
+            "jwtRules": [{ "issuer": ISSUER, "audiences": ["payment-api"], "jwks": keys }],
+            "policies": [{ "action": "ALLOW", "rules": [{
+                "from": [{ "source": { "requestPrincipals": [format!("{ISSUER}/*")] } }],
+                "to": [{ "operation": { "paths": ["/bench*"] } }]
+            }] }]
+        }),
+    );
+    let header = Load::Header("authorization".into(), format!("Bearer {repeated}"));
+    Ok(vec![
+        bare(),
+        floor_case(),
+        BenchCase {
+            name: "native jwt_authn+rbac, repeated token".into(),
+            baseline: Some("bare Envoy".into()),
+            setup: setup_with(vec![], native.clone()),
+            load: header.clone(),
+        },
+        BenchCase {
+            name: "jwt_authz.wasm, repeated token".into(),
+            baseline: Some("native jwt_authn+rbac, repeated token".into()),
+            setup: setup_with(vec![wasm.clone()], vec![]),
+            load: header,
+        },
+        BenchCase {
+            name: "native jwt_authn+rbac, fresh token".into(),
+            baseline: Some("bare Envoy".into()),
+            setup: setup_with(vec![], native),
+            load: Load::Tokens(fresh.clone()),
+        },
+        BenchCase {
+            name: "jwt_authz.wasm, fresh token".into(),
+            baseline: Some("native jwt_authn+rbac, fresh token".into()),
+            setup: setup_with(vec![wasm], vec![]),
+            load: Load::Tokens(fresh),
+        },
+    ])
+}
+
+/// wrk's Lua script for `Load::Tokens`: reads the tokens file given after `--`, one per request.
+const TOKENS_LUA: &str = r#"
+local tokens = {}
+local i = 0
+init = function(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+end
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", "/bench", { ["authorization"] = "Bearer " .. tokens[i] })
+end
+"#;
+
 /// Runs wrk once against `url`; returns requests per second.
-fn wrk(url: &str, duration: Duration, connections: u32) -> anyhow::Result<f64> {
-    let out = Command::new("taskset")
-        .args(["-c", "1", "wrk", "-t1"])
+fn wrk(url: &str, duration: Duration, connections: u32, load: &Load) -> anyhow::Result<f64> {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "1", "wrk", "-t1"])
         .arg(format!("-c{connections}"))
-        .arg(format!("-d{}s", duration.as_secs().max(1)))
-        .arg(url)
-        .output()
-        .map_err(|e| {
-            anyhow::anyhow!("cannot run wrk ({e}); install it with `apt-get install wrk` (or `make bench`)")
-        })?;
+        .arg(format!("-d{}s", duration.as_secs().max(1)));
+    let dir = std::env::temp_dir().join(format!("meshplug-bench-{}", std::process::id()));
+    match load {
+        Load::Plain => {}
+        Load::Header(name, value) => {
+            cmd.arg("-H").arg(format!("{name}: {value}"));
+        }
+        Load::Tokens(tokens) => {
+            std::fs::create_dir_all(&dir)?;
+            let (script, file) = (dir.join("tokens.lua"), dir.join("tokens.txt"));
+            std::fs::write(&script, TOKENS_LUA)?;
+            std::fs::write(&file, tokens.join("\n") + "\n")?;
+            cmd.arg("-s").arg(&script);
+            cmd.arg(url).arg("--").arg(&file);
+        }
+    }
+    if !matches!(load, Load::Tokens(_)) {
+        cmd.arg(url);
+    }
+    let out = cmd.output().map_err(|e| {
+        anyhow::anyhow!("cannot run wrk ({e}); install it with `apt-get install wrk` (or `make bench`)")
+    })?;
     let text = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
     if let Some(line) = text.lines().find(|l| l.contains("Non-2xx or 3xx responses")) {
@@ -149,8 +284,8 @@ pub fn run(cases: &[BenchCase], opts: &BenchOptions) -> anyhow::Result<Vec<Bench
             eo.log_level = "warning".into();
             let envoy = RunningEnvoy::start(&case.setup.render(), &eo)?;
             let url = format!("{}/bench", envoy.url());
-            wrk(&url, Duration::from_secs(1), opts.connections)?; // warm-up
-            let rps = wrk(&url, opts.duration, opts.connections)?;
+            wrk(&url, Duration::from_secs(1), opts.connections, &case.load)?; // warm-up
+            let rps = wrk(&url, opts.duration, opts.connections, &case.load)?;
             result.rps.push(rps);
             result.rss_bytes = envoy.rss_bytes();
             eprintln!("round {round}/{}: {:<34} {rps:>10.0} req/s", opts.rounds, case.name);

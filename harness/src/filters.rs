@@ -34,6 +34,7 @@ pub const FILTERS: &[FilterKind] = &[
         validate: |bytes| rate_limit::logic::RateLimit::from_json(bytes, "validate").map(|_| ()),
     },
     FilterKind { name: "fault", validate: |bytes| fault::config::FaultConfig::from_json(bytes).map(|_| ()) },
+    FilterKind { name: "canary", validate: |bytes| canary::config::CanaryConfig::from_json(bytes).map(|_| ()) },
 ];
 
 pub fn lookup(name: &str) -> Option<&'static FilterKind> {

@@ -1,7 +1,7 @@
 //! proxy-wasm glue: moves data between Envoy and [`crate::logic`]. Nothing here decides anything.
 
 use crate::logic::{Decision, Env, Fault, FAULT_HEADER, FILTER, METRIC_NAMES};
-use meshplug_common::host::{Clock, SeededRandom};
+use meshplug_common::host::{Clock, MemoRequest, SeededRandom};
 use meshplug_common::reply::Action as Decided;
 use meshplug_common::wasm::{self, Parking, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
@@ -103,7 +103,7 @@ impl HttpContext for FaultHttp {
         let decision = {
             let mut random = s.random.borrow_mut();
             let mut env = Env { random: &mut *random, shared: &ProxySharedData, metrics: &s.metrics };
-            s.fault.on_request(&ProxyRequest, &mut env)
+            s.fault.on_request(&MemoRequest::new(&ProxyRequest), &mut env)
         };
         let action = match &decision.action {
             Decided::Continue => Action::Continue,

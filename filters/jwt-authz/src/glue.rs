@@ -3,7 +3,7 @@
 use crate::logic::{metric_names, Env, JwtAuthz, FILTER};
 use crate::verify::{decode_verify_result, encode_verify_arguments, CryptoHost};
 use meshplug_common::claims::CLAIMS_PROPERTY;
-use meshplug_common::host::{Clock, SeededRandom};
+use meshplug_common::host::{Clock, MemoRequest, SeededRandom};
 use meshplug_common::reply::Action as Decided;
 use meshplug_common::wasm::{self, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
@@ -174,7 +174,7 @@ impl Context for JwtHttp {}
 impl HttpContext for JwtHttp {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let s = &self.shared;
-        let outcome = s.authz.on_request(&ProxyRequest, &JwtRoot::env(s));
+        let outcome = s.authz.on_request(&MemoRequest::new(&ProxyRequest), &JwtRoot::env(s));
         for name in &outcome.remove_headers {
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
         }

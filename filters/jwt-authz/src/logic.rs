@@ -158,9 +158,11 @@ impl JwtAuthz {
 
     fn find_tokens(&self, req: &dyn RequestHeaders) -> Vec<Found> {
         let mut found: Vec<Found> = Vec::new();
-        let full_path = req.header(":path").unwrap_or_default();
+        let wants_params = self.config.jwt_rules.iter().any(|r| !r.from_params.is_empty());
+        let wants_cookies = self.config.jwt_rules.iter().any(|r| !r.from_cookies.is_empty());
+        let full_path = if wants_params { req.header(":path").unwrap_or_default() } else { String::new() };
         let query = split_path(&full_path).1;
-        let cookies = req.header("cookie");
+        let cookies = if wants_cookies { req.header("cookie") } else { None };
         let mut push = |token: &str, location: Location| {
             let token = token.trim();
             if !token.is_empty() && !found.iter().any(|f| f.token == token) {
@@ -223,7 +225,7 @@ impl JwtAuthz {
         }
         env.metrics.increment(Metric::CacheMisses as usize);
         let max = self.config.jwt_rules.iter().map(|r| r.max_token_bytes).max().unwrap_or(0);
-        let d = decode(token, max).map_err(|r| (r, None))?;
+        let mut d = decode(token, max).map_err(|r| (r, None))?;
         let iss = d.issuer().map(str::to_string);
         let (rule_index, rule) = self
             .config
@@ -245,7 +247,7 @@ impl JwtAuthz {
         )
         .map_err(|r| (r, iss.clone()))?;
         let sub = d.claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
-        let claims_json = serde_json::to_vec(&d.claims).unwrap_or_default();
+        let claims_json = std::mem::take(&mut d.payload_json);
         let verified = Verified {
             rule: rule_index,
             principal: format!("{}/{sub}", rule.issuer),

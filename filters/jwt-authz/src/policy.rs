@@ -138,17 +138,27 @@ fn source_holds(s: &Source, auth: &Auth) -> bool {
 }
 
 fn operation_holds(o: &Operation, req: &dyn RequestHeaders) -> bool {
-    let method = req.header(":method").unwrap_or_default();
-    let full = req.header(":path").unwrap_or_default();
-    let path = split_path(&full).0;
-    let host = req.header(":authority").unwrap_or_default().to_ascii_lowercase();
-    let lower = |v: &[String]| v.iter().map(|h| h.to_ascii_lowercase()).collect::<Vec<_>>();
-    (o.methods.is_empty() || o.methods.contains(&method))
-        && !o.not_methods.contains(&method)
-        && (o.paths.is_empty() || any_glob(&o.paths, path))
-        && !any_glob(&o.not_paths, path)
-        && (o.hosts.is_empty() || any_glob(&lower(&o.hosts), &host))
-        && !any_glob(&lower(&o.not_hosts), &host)
+    if !o.methods.is_empty() || !o.not_methods.is_empty() {
+        let method = req.header(":method").unwrap_or_default();
+        if (!o.methods.is_empty() && !o.methods.contains(&method)) || o.not_methods.contains(&method) {
+            return false;
+        }
+    }
+    if !o.paths.is_empty() || !o.not_paths.is_empty() {
+        let full = req.header(":path").unwrap_or_default();
+        let path = split_path(&full).0;
+        if (!o.paths.is_empty() && !any_glob(&o.paths, path)) || any_glob(&o.not_paths, path) {
+            return false;
+        }
+    }
+    if !o.hosts.is_empty() || !o.not_hosts.is_empty() {
+        let host = req.header(":authority").unwrap_or_default().to_ascii_lowercase();
+        let lower = |v: &[String]| v.iter().map(|h| h.to_ascii_lowercase()).collect::<Vec<_>>();
+        if (!o.hosts.is_empty() && !any_glob(&lower(&o.hosts), &host)) || any_glob(&lower(&o.not_hosts), &host) {
+            return false;
+        }
+    }
+    true
 }
 
 fn rule_matches(r: &PolicyRule, req: &dyn RequestHeaders, auth: &Auth) -> bool {

@@ -1,7 +1,7 @@
 //! Test keys and token minting (tests only; feature `testkit`). The keys in `testdata/` were made with
 //! `openssl genpkey` for these tests and must never be used for anything else.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

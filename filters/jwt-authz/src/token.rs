@@ -79,6 +79,8 @@ pub struct Decoded<'t> {
     pub alg: Alg,
     pub kid: Option<String>,
     pub claims: Map<String, Value>,
+    /// The payload's JSON, decoded from base64url (what is published in filter state).
+    pub payload_json: Vec<u8>,
     /// The payload segment as sent (base64url JSON), for `outputPayloadToHeader`.
     pub payload_b64: &'t str,
     /// `header.payload`, the signed bytes.
@@ -185,7 +187,8 @@ pub fn decode(token: &str, max_bytes: usize) -> Result<Decoded<'_>, Reason> {
         Some(Value::String(k)) => Some(k.clone()),
         Some(_) => return Err(Reason::Malformed),
     };
-    let claims = object(&b64(p)?)?;
+    let payload_json = b64(p)?;
+    let claims = object(&payload_json)?;
     let signature = b64(s)?;
     for name in ["iss", "sub", "azp"] {
         if claims.get(name).is_some_and(|v| !v.is_string()) {
@@ -203,7 +206,7 @@ pub fn decode(token: &str, max_bytes: usize) -> Result<Decoded<'_>, Reason> {
         Some(_) => return Err(Reason::ClaimType),
     }
     let signing_input = token.get(..h.len() + 1 + p.len()).ok_or(Reason::Malformed)?;
-    Ok(Decoded { token, alg, kid, claims, payload_b64: p, signing_input, signature })
+    Ok(Decoded { token, alg, kid, claims, payload_json, payload_b64: p, signing_input, signature })
 }
 
 /// A claim as seconds since the epoch.

@@ -1,7 +1,7 @@
 //! proxy-wasm glue: moves data between Envoy and [`crate::logic`]. Nothing here decides anything.
 
 use crate::logic::{describe_key, metric_names, Env, RateLimit, FILTER};
-use meshplug_common::host::{Clock, SeededRandom};
+use meshplug_common::host::{Clock, MemoRequest, SeededRandom};
 use meshplug_common::reply::Action as Decided;
 use meshplug_common::wasm::{self, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
@@ -95,7 +95,7 @@ impl HttpContext for RateLimitHttp {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let s = &self.shared;
         let env = Env { shared: &ProxySharedData, metrics: &s.metrics, now: ProxyClock.now() };
-        let verdict = s.limiter.on_request(&ProxyRequest, &env);
+        let verdict = s.limiter.on_request(&MemoRequest::new(&ProxyRequest), &env);
         match verdict.action {
             Decided::Respond(reply) => {
                 wasm::send_reply(&reply);

@@ -2,9 +2,9 @@
 
 use crate::config::KeySpec;
 use meshplug_common::claims::{claim_value, CLAIMS_PROPERTY};
-use meshplug_common::host::Request;
+use meshplug_common::host::{parse_ip, source_ip, Request};
 use meshplug_common::matching::split_path;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// Longest key kept: longer values (e.g. a hostile header) are hashed only up to here — they still
 /// land in a bucket, and two values that share their first 1 KiB share a bucket.
@@ -43,13 +43,7 @@ pub fn client_ip(req: &dyn Request, trusted_hops: u32) -> Option<IpAddr> {
             }
         }
     }
-    let source = req.property(&["source", "address"])?;
-    parse_ip(std::str::from_utf8(&source).ok()?)
-}
-
-/// `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]:80`.
-fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse::<IpAddr>().ok().or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+    source_ip(req)
 }
 
 #[cfg(test)]
