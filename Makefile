@@ -19,3 +19,4 @@ bench:
 	cargo build --release --locked --target wasm32-wasip1
 	cargo run --release --locked -p meshplug-harness -- bench rate-limit
 	cargo run --release --locked -p meshplug-harness -- bench jwt-authz
+	cargo run --release --locked -p meshplug-harness -- bench canary

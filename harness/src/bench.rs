@@ -70,6 +70,7 @@ fn setup_with(filters: Vec<WasmFilter>, native: Vec<Value>) -> Setup {
         routes: vec![],
         native_filters: native,
         direct_response: Some(200),
+        raw_routes: None,
     }
 }
 
@@ -116,7 +117,8 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
             ])
         }
         "jwt-authz" => jwt_suite(),
-        other => anyhow::bail!("unknown benchmark suite {other:?}; known: rate-limit, jwt-authz"),
+        "canary" => canary_suite(),
+        other => anyhow::bail!("unknown benchmark suite {other:?}; known: rate-limit, jwt-authz, canary"),
     }
 }
 
@@ -212,6 +214,65 @@ fn jwt_suite() -> anyhow::Result<Vec<BenchCase>> {
             baseline: Some("native jwt_authn+rbac, fresh token".into()),
             setup: setup_with(vec![wasm], vec![]),
             load: Load::Tokens(fresh),
+        },
+    ])
+}
+
+fn answer(m: Value, body: &str) -> Value {
+    json!({ "match": m, "direct_response": { "status": 200, "body": { "inline_string": body } } })
+}
+
+/// canary.wasm against Envoy's own header-match route plus a 90/10 percentage split. The routes answer
+/// themselves (`direct_response`): `weighted_clusters` needs upstream clusters, whose cost would blur
+/// the comparison, so the native split is the route-level equivalent, `runtime_fraction`.
+fn canary_suite() -> anyhow::Result<Vec<BenchCase>> {
+    let native_routes = vec![
+        answer(
+            json!({ "prefix": "/", "headers": [{ "name": "x-version", "string_match": { "exact": "v2" } }] }),
+            "canary\n",
+        ),
+        answer(
+            json!({ "prefix": "/", "runtime_fraction": { "default_value": { "numerator": 10, "denominator": "HUNDRED" },
+                                                          "runtime_key": "bench.canary" } }),
+            "canary\n",
+        ),
+        answer(json!({ "prefix": "/" }), "stable\n"),
+    ];
+    let wasm_routes = vec![
+        answer(
+            json!({ "prefix": "/", "headers": [{ "name": "x-meshplug-variant", "string_match": { "exact": "canary" } }] }),
+            "canary\n",
+        ),
+        answer(json!({ "prefix": "/" }), "stable\n"),
+    ];
+    let wasm = WasmFilter::new(
+        "canary",
+        module_path("canary")?,
+        json!({
+            "rules": [{ "match": [{ "headers": { "x-version": { "exact": "v2" } } }], "variant": "canary" }],
+            "split": { "stickyBy": { "cookie": "uid" },
+                       "variants": [{ "name": "stable", "weight": 90 }, { "name": "canary", "weight": 10 }] }
+        }),
+    );
+    let load = Load::Header("cookie".into(), "uid=user-42".into());
+    let mut native = setup_with(vec![], vec![]);
+    native.raw_routes = Some(native_routes);
+    let mut with_wasm = setup_with(vec![wasm], vec![]);
+    with_wasm.raw_routes = Some(wasm_routes);
+    Ok(vec![
+        BenchCase { load: load.clone(), ..bare() },
+        BenchCase { load: load.clone(), ..floor_case() },
+        BenchCase {
+            name: "native header route + 90/10 split".into(),
+            baseline: Some("bare Envoy".into()),
+            setup: native,
+            load: load.clone(),
+        },
+        BenchCase {
+            name: "canary.wasm (sticky by cookie) + header route".into(),
+            baseline: Some("native header route + 90/10 split".into()),
+            setup: with_wasm,
+            load,
         },
     ])
 }

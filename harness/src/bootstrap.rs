@@ -56,6 +56,8 @@ pub struct Setup {
     /// Answer every request with this status from the route itself (`direct_response`), with no
     /// upstream: used by benchmarks to measure only the filters.
     pub direct_response: Option<u16>,
+    /// Envoy route entries used as they are (overrides `routes` and `direct_response`).
+    pub raw_routes: Option<Vec<Value>>,
 }
 
 fn socket(port: u16) -> Value {
@@ -95,7 +97,9 @@ impl Setup {
             "name": "envoy.filters.http.router",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
         }));
-        let routes: Vec<Value> = if let Some(status) = self.direct_response {
+        let routes: Vec<Value> = if let Some(raw) = &self.raw_routes {
+            raw.clone()
+        } else if let Some(status) = self.direct_response {
             vec![
                 json!({ "match": { "prefix": "/" }, "direct_response": { "status": status, "body": { "inline_string": "ok\n" } } }),
             ]

@@ -145,6 +145,7 @@ impl LabBuilder {
             routes: self.routes.clone(),
             native_filters: vec![],
             direct_response: None,
+            raw_routes: None,
         })
     }
 

@@ -46,7 +46,7 @@ enum Cmd {
     },
     /// Benchmark a suite side by side with wrk (Envoy pinned to CPU 0, wrk to CPU 1), print a table.
     Bench {
-        /// The suite: `rate-limit` or `jwt-authz`.
+        /// The suite: `rate-limit`, `jwt-authz` or `canary`.
         suite: String,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
