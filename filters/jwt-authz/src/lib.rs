@@ -15,6 +15,7 @@ pub mod token;
 pub mod verify;
 
 #[cfg(any(test, feature = "testkit"))]
+#[path = "tests/testkit.rs"]
 pub mod testkit;
 
 // The glue is left out of test builds, so the logic tests also run as plain WASI programs.

@@ -9,11 +9,11 @@ use jwt_simple::prelude::*;
 use serde_json::{json, Map, Value};
 
 pub const ISSUER: &str = "https://auth.example.com";
-pub const RSA_PEM: &str = include_str!("../testdata/rsa.pem");
-pub const RSA2_PEM: &str = include_str!("../testdata/rsa2.pem");
-pub const P256_PEM: &str = include_str!("../testdata/p256.pem");
-pub const P384_PEM: &str = include_str!("../testdata/p384.pem");
-pub const ED25519_PEM: &str = include_str!("../testdata/ed25519.pem");
+pub const RSA_PEM: &str = include_str!("../../testdata/rsa.pem");
+pub const RSA2_PEM: &str = include_str!("../../testdata/rsa2.pem");
+pub const P256_PEM: &str = include_str!("../../testdata/p256.pem");
+pub const P384_PEM: &str = include_str!("../../testdata/p384.pem");
+pub const ED25519_PEM: &str = include_str!("../../testdata/ed25519.pem");
 pub const HMAC_SECRET: &[u8] = b"meshplug-test-secret-0123456789abcdef";
 
 fn b64(bytes: &[u8]) -> String {
