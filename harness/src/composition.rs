@@ -29,7 +29,54 @@ use std::path::Path;
 pub struct Composition {
     #[serde(default)]
     pub local: Local,
+    /// What every workload's manifests share (image registry and tag, failStrategy per filter, …).
+    #[serde(default)]
+    pub defaults: Defaults,
     pub workloads: Vec<Workload>,
+}
+
+/// Deployment defaults for `meshplug render`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Defaults {
+    /// Images are `oci://<registry>/<filter>:<tag>`.
+    #[serde(default = "default_registry")]
+    pub registry: String,
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    #[serde(default = "default_pull_policy")]
+    pub image_pull_policy: String,
+    /// Per filter name: `FAIL_CLOSE`, `FAIL_OPEN` or `FAIL_RELOAD` (overrides meshplug's defaults).
+    #[serde(default)]
+    pub fail_strategy: BTreeMap<String, String>,
+    /// Per filter name: the image's manifest digest (`sha256:<64 hex>`), rendered as `sha256`.
+    #[serde(default)]
+    pub digests: BTreeMap<String, String>,
+    /// When set, modules are referenced as `file://<moduleDir>/<module>.wasm` instead of OCI images.
+    pub module_dir: Option<String>,
+}
+
+fn default_registry() -> String {
+    "ghcr.io/meshplug".into()
+}
+fn default_tag() -> String {
+    env!("CARGO_PKG_VERSION").into()
+}
+fn default_pull_policy() -> String {
+    "IfNotPresent".into()
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            registry: default_registry(),
+            tag: default_tag(),
+            image_pull_policy: default_pull_policy(),
+            fail_strategy: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            module_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,7 +137,22 @@ fn default_prefix() -> String {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Workload {
     pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Pod labels (`selector.matchLabels`); at most one of `selector` and `targetRefs`.
+    pub selector: Option<BTreeMap<String, String>>,
+    /// Gateway API targets (`targetRefs`), e.g. `[{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]`.
+    pub target_refs: Option<Vec<serde_json::Value>>,
+    /// Which traffic: `SERVER` (inbound), `CLIENT` (outbound) or `CLIENT_AND_SERVER`.
+    pub mode: Option<String>,
+    /// Only these ports.
+    #[serde(default)]
+    pub ports: Vec<u32>,
     pub filters: Vec<FilterEntry>,
+}
+
+fn default_namespace() -> String {
+    "default".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +218,58 @@ impl Composition {
                 }
             }
         }
+        const FAIL: [&str; 3] = ["FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"];
+        for (name, strategy) in &self.defaults.fail_strategy {
+            let p = child("/defaults/failStrategy", name);
+            if filters::lookup(name).is_none() {
+                errors
+                    .push(ConfigError::new(p.clone(), format!("unknown filter {name:?}; known: {}", filters::names())));
+            }
+            if !FAIL.contains(&strategy.as_str()) {
+                errors.push(ConfigError::new(
+                    p,
+                    format!("{strategy:?} is not one of FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD"),
+                ));
+            }
+        }
+        for (name, digest) in &self.defaults.digests {
+            let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                errors.push(ConfigError::new(
+                    child("/defaults/digests", name),
+                    "expected sha256:<64 lower-case hex digits>",
+                ));
+            }
+        }
+        if !["IfNotPresent", "Always"].contains(&self.defaults.image_pull_policy.as_str()) {
+            errors.push(ConfigError::new("/defaults/imagePullPolicy", "expected IfNotPresent or Always"));
+        }
+        for (w, workload) in self.workloads.iter().enumerate() {
+            let wp = child("/workloads", w);
+            if !dns_label(&workload.name) {
+                errors.push(ConfigError::new(
+                    child(&wp, "name"),
+                    "must be a DNS label (lower-case letters, digits, '-')",
+                ));
+            }
+            if !dns_label(&workload.namespace) {
+                errors.push(ConfigError::new(child(&wp, "namespace"), "must be a DNS label"));
+            }
+            if self.workloads.iter().take(w).any(|o| o.name == workload.name) {
+                errors.push(ConfigError::new(child(&wp, "name"), format!("duplicate workload {:?}", workload.name)));
+            }
+            if workload.selector.is_some() && workload.target_refs.is_some() {
+                errors.push(ConfigError::new(wp.clone(), "at most one of `selector` and `targetRefs`"));
+            }
+            if let Some(m) = &workload.mode {
+                if !["SERVER", "CLIENT", "CLIENT_AND_SERVER"].contains(&m.as_str()) {
+                    errors.push(ConfigError::new(child(&wp, "mode"), "expected SERVER, CLIENT or CLIENT_AND_SERVER"));
+                }
+            }
+            if workload.filters.is_empty() {
+                errors.push(ConfigError::new(child(&wp, "filters"), "a workload needs at least one filter"));
+            }
+        }
         let upstreams: Vec<&str> = self.local.upstreams.iter().map(|u| u.name.as_str()).collect();
         for (r, route) in self.local.routes.iter().enumerate() {
             if !upstreams.contains(&route.cluster.as_str()) {
@@ -167,6 +281,15 @@ impl Composition {
         }
         errors
     }
+}
+
+/// A Kubernetes DNS label: 1–63 of `a-z0-9-`, starting and ending alphanumeric.
+pub fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 #[cfg(test)]

@@ -9,5 +9,7 @@ pub mod echo;
 pub mod envoy;
 pub mod filters;
 pub mod local;
+pub mod manifests;
+pub mod render;
 pub mod run;
 pub mod stub;

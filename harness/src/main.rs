@@ -30,8 +30,18 @@ enum Cmd {
         #[arg(long)]
         no_build: bool,
     },
-    /// Check every filter's pluginConfig with the filter's own parser; errors name their JSON pointer.
-    Validate { composition: PathBuf },
+    /// Check a composition (every pluginConfig through the filter's own parser), or a directory of
+    /// manifests (Istio 1.29 CRD schemas plus meshplug's checks). Errors name file, resource, JSON pointer.
+    Validate { path: PathBuf },
+    /// Render a composition's workloads as Istio WasmPlugins (or EnvoyFilters) with a kustomization each.
+    Render {
+        composition: PathBuf,
+        #[arg(short, long)]
+        out: PathBuf,
+        /// EnvoyFilter resources instead of WasmPlugins.
+        #[arg(long)]
+        envoyfilter: bool,
+    },
     /// Print the Envoy bootstrap `meshplug up` would run (upstreams on the given port, default 8080).
     RenderEnvoy {
         composition: PathBuf,
@@ -89,7 +99,28 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Validate { composition } => {
+        Cmd::Validate { path } if path.is_dir() => {
+            let (count, errors) = meshplug_harness::manifests::check_dir(&path)?;
+            if errors.is_empty() {
+                println!("{}: ok ({count} resource(s))", path.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Cmd::Render { composition, out, envoyfilter } => {
+            let c = Composition::load(&composition)?;
+            check(&c, &composition)?;
+            let rendered = meshplug_harness::render::render(&c, envoyfilter)?;
+            meshplug_harness::render::write(&rendered, &out)?;
+            for path in rendered.keys() {
+                println!("{}", out.join(path).display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Validate { path: composition } => {
             let c = Composition::load(&composition)?;
             let errors = c.validate();
             if errors.is_empty() {

@@ -105,3 +105,20 @@ fn every_wasmplugin_example_matches_its_composition() {
         assert!(fs.contains(&plugin["spec"]["failStrategy"].as_str().unwrap()));
     }
 }
+
+#[test]
+fn the_local_envoy_config_of_every_manifests_workload_passes_envoy_validate() {
+    let envoy = find_envoy(None, &workspace_root()).unwrap();
+    let c = Composition::load(&workspace_root().join("manifests/composition.yaml")).unwrap();
+    for w in &c.workloads {
+        let config =
+            LabBuilder::from_composition(&c, Some(&w.name)).unwrap().render_static(8080, Some(&module_dir())).unwrap();
+        let path = std::env::temp_dir().join(format!("meshplug-manifests-{}-{}.json", std::process::id(), w.name));
+        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+        let result = validate_config(&envoy, &path);
+        let _ = std::fs::remove_file(&path);
+        if let Err(out) = result {
+            panic!("workload {}: envoy --mode validate failed:\n{out}", w.name);
+        }
+    }
+}
