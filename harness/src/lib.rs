@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod filters;
 pub mod local;
 pub mod manifests;
+pub mod oci;
 pub mod render;
 pub mod run;
 pub mod stub;

@@ -80,6 +80,18 @@ enum Cmd {
         #[arg(long)]
         jwks: bool,
     },
+    /// Build a filter's OCI image (Wasm artifact istio-agent accepts) as an OCI layout directory.
+    Package {
+        filter: String,
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        tag: String,
+        /// Output directory (default: <target>/oci/<filter>).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Push a filter's image to a registry: `meshplug push rate-limit oci://registry.example.com/meshplug/rate-limit:0.1.0`.
+    /// Credentials from MESHPLUG_REGISTRY_USER / MESHPLUG_REGISTRY_PASSWORD; plain HTTP for 127.0.0.1/localhost.
+    Push { filter: String, target: String },
     /// Say which Envoy binary would be used, and why.
     WhichEnvoy {
         #[arg(long)]
@@ -169,6 +181,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 c.insert(k.clone(), v.clone());
             }
             println!("{}", jwt_authz::testkit::mint("RS256", "rsa", Some("rsa-1"), c));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Package { filter, tag, out } => {
+            let module = meshplug_harness::filters::module_path(&filter)?;
+            let img = meshplug_harness::oci::image(&std::fs::read(&module)?)?;
+            let dir = out.unwrap_or_else(|| meshplug_harness::filters::module_dir().join("../../oci").join(&filter));
+            meshplug_harness::oci::write_layout(&img, &dir, &tag)?;
+            println!("{} ({}): {} → {}", filter, module.display(), img.digest, dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Push { filter, target } => {
+            let module = meshplug_harness::filters::module_path(&filter)?;
+            let img = meshplug_harness::oci::image(&std::fs::read(&module)?)?;
+            let digest = meshplug_harness::oci::push(&img, &target)?;
+            println!("{target}@{digest}");
+            println!("render with: defaults.digests.{filter}: \"{digest}\"");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::WhichEnvoy { envoy } => {
