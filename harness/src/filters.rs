@@ -11,6 +11,8 @@ pub struct FilterKind {
     pub name: &'static str,
     /// Checks a pluginConfig with the filter's own parser.
     pub validate: fn(&[u8]) -> Result<(), ConfigError>,
+    /// The JSON Schema of the pluginConfig, generated from the config types.
+    pub schema: fn() -> serde_json::Value,
 }
 
 impl FilterKind {
@@ -28,14 +30,28 @@ pub const FILTERS: &[FilterKind] = &[
             let mut random = meshplug_common::host::SeededRandom::new(0);
             jwt_authz::logic::JwtAuthz::from_json(bytes, "validate", &mut random).map(|_| ())
         },
+        schema: || schema::<jwt_authz::config::JwtAuthzConfig>(),
     },
     FilterKind {
         name: "rate-limit",
         validate: |bytes| rate_limit::logic::RateLimit::from_json(bytes, "validate").map(|_| ()),
+        schema: || schema::<rate_limit::config::RateLimitConfig>(),
     },
-    FilterKind { name: "fault", validate: |bytes| fault::config::FaultConfig::from_json(bytes).map(|_| ()) },
-    FilterKind { name: "canary", validate: |bytes| canary::config::CanaryConfig::from_json(bytes).map(|_| ()) },
+    FilterKind {
+        name: "fault",
+        validate: |bytes| fault::config::FaultConfig::from_json(bytes).map(|_| ()),
+        schema: || schema::<fault::config::FaultConfig>(),
+    },
+    FilterKind {
+        name: "canary",
+        validate: |bytes| canary::config::CanaryConfig::from_json(bytes).map(|_| ()),
+        schema: || schema::<canary::config::CanaryConfig>(),
+    },
 ];
+
+fn schema<T: schemars::JsonSchema>() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
+}
 
 pub fn lookup(name: &str) -> Option<&'static FilterKind> {
     FILTERS.iter().find(|f| f.name == name)

@@ -92,6 +92,8 @@ enum Cmd {
     /// Push a filter's image to a registry: `meshplug push rate-limit oci://registry.example.com/meshplug/rate-limit:0.1.0`.
     /// Credentials from MESHPLUG_REGISTRY_USER / MESHPLUG_REGISTRY_PASSWORD; plain HTTP for 127.0.0.1/localhost.
     Push { filter: String, target: String },
+    /// Print the JSON Schema of a filter's pluginConfig (generated from its config types).
+    Schema { filter: String },
     /// Say which Envoy binary would be used, and why.
     WhichEnvoy {
         #[arg(long)]
@@ -197,6 +199,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let digest = meshplug_harness::oci::push(&img, &target)?;
             println!("{target}@{digest}");
             println!("render with: defaults.digests.{filter}: \"{digest}\"");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Schema { filter } => {
+            let kind = meshplug_harness::filters::lookup(&filter).ok_or_else(|| {
+                anyhow::anyhow!("unknown filter {filter:?}; known: {}", meshplug_harness::filters::names())
+            })?;
+            println!("{}", serde_json::to_string_pretty(&(kind.schema)())?);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::WhichEnvoy { envoy } => {

@@ -149,3 +149,39 @@ fn broken_compositions_are_refused_with_pointers() {
         assert!(errors.iter().any(|e| e.pointer == pointer && e.reason.contains(reason)), "{pointer}: {errors:?}");
     }
 }
+
+#[test]
+fn each_filter_schema_accepts_every_committed_plugin_config_and_rejects_broken_ones() {
+    let mut compositions = vec![root().join("manifests/composition.yaml")];
+    for e in std::fs::read_dir(root().join("examples")).unwrap() {
+        compositions.push(e.unwrap().path().join("composition.yaml"));
+    }
+    let mut checked = 0;
+    for path in compositions {
+        let c = Composition::load(&path).unwrap();
+        for w in &c.workloads {
+            for f in &w.filters {
+                let schema = (meshplug_harness::filters::lookup(&f.name).unwrap().schema)();
+                let v = jsonschema::validator_for(&schema).unwrap();
+                let errors: Vec<String> = v.iter_errors(&f.plugin_config).map(|e| e.to_string()).collect();
+                assert!(errors.is_empty(), "{} {}: {errors:?}", path.display(), f.name);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 7);
+    let broken = [
+        ("fault", serde_json::json!({"rules": [{"abort": {"httpStatus": 42}}]})),
+        ("fault", serde_json::json!({"rules": [{"delay": {"fixedDelay": "soon"}}]})),
+        ("rate-limit", serde_json::json!({"rules": [{"name": "a", "limits": [{"requests": 1, "per": "1s"}], "bogus": 1}]})),
+        ("rate-limit", serde_json::json!({"rules": [{"name": "a", "key": {"cookie": "x"}, "limits": [{"requests": 1, "per": "1s"}]}]})),
+        ("jwt-authz", serde_json::json!({"policies": [{"action": "AUDIT"}]})),
+        ("canary", serde_json::json!({"split": {"variants": [{"name": "a", "weight": -1}]}})),
+        ("canary", serde_json::json!({"split": {"stickyBy": {"session": "x"}, "variants": []}})),
+    ];
+    for (filter, config) in broken {
+        let schema = (meshplug_harness::filters::lookup(filter).unwrap().schema)();
+        let v = jsonschema::validator_for(&schema).unwrap();
+        assert!(!v.is_valid(&config), "{filter}: {config} passed the schema");
+    }
+}

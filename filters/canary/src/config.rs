@@ -11,6 +11,7 @@ pub const DEFAULT_SEED: &str = "meshplug";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CanaryConfig {
     /// The routing header the decision is written to (a client-sent value is always removed first).
     #[serde(default = "default_header")]
@@ -32,6 +33,7 @@ fn default_header() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rule {
     pub name: Option<String>,
     #[serde(rename = "match", default)]
@@ -41,6 +43,7 @@ pub struct Rule {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Split {
     /// What keeps a user on one variant; absent: random per request (or the pinning cookie).
     pub sticky_by: Option<StickyBy>,
@@ -97,6 +100,7 @@ impl<'de> Deserialize<'de> for StickyBy {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Variant {
     pub name: String,
     pub weight: u32,
@@ -104,6 +108,7 @@ pub struct Variant {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SetCookie {
     pub name: String,
     #[serde(default = "default_max_age")]
@@ -121,6 +126,7 @@ fn default_path() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Override {
     pub header: String,
     /// Only these variants may be asked for.
@@ -225,3 +231,19 @@ impl CanaryConfig {
 #[cfg(test)]
 #[path = "tests/config.rs"]
 mod tests;
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for StickyBy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StickyBy".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let s = serde_json::json!({ "type": "string", "minLength": 1 });
+        meshplug_common::schema::one_key_objects(&[
+            ("cookie", s.clone()),
+            ("header", s.clone()),
+            ("claim", s),
+            ("clientIp", serde_json::json!({ "type": "object", "additionalProperties": false })),
+        ])
+    }
+}

@@ -15,6 +15,7 @@ pub const DEFAULT_MAX_HEADER_DELAY: Duration = Duration::from_secs(10);
 /// The whole pluginConfig.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FaultConfig {
     /// Checked in order; the first rule whose `match` matches decides the request's faults.
     #[serde(default)]
@@ -34,6 +35,7 @@ fn default_max_active() -> u32 {
 /// One rule: which requests, and which faults.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rule {
     /// A label for logs.
     pub name: Option<String>,
@@ -46,6 +48,7 @@ pub struct Rule {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Delay {
     pub fixed_delay: ConfigDuration,
     #[serde(default)]
@@ -162,6 +165,7 @@ impl<'de> Deserialize<'de> for GrpcStatus {
 /// Faults requested with headers (as Envoy's fault filter does).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HeaderControl {
     #[serde(default)]
     pub enabled: bool,
@@ -213,3 +217,23 @@ impl FaultConfig {
 #[cfg(test)]
 #[path = "tests/config.rs"]
 mod tests;
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Abort {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Abort".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let pct = generator.subschema_for::<Percentage>();
+        schemars::json_schema!({
+            "type": "object",
+            "properties": {
+                "httpStatus": { "type": "integer", "minimum": 200, "maximum": 599 },
+                "grpcStatus": { "oneOf": [{ "type": "integer", "minimum": 0, "maximum": 16 }, { "type": "string", "enum": GRPC_NAMES }] },
+                "percentage": pct
+            },
+            "oneOf": [{ "required": ["httpStatus"] }, { "required": ["grpcStatus"] }],
+            "additionalProperties": false
+        })
+    }
+}

@@ -17,6 +17,7 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JwtAuthzConfig {
     #[serde(default)]
     pub jwt_rules: Vec<JwtRule>,
@@ -40,6 +41,7 @@ fn default_cache_size() -> usize {
 /// Istio `JWTRule`, plus meshplug's limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JwtRule {
     /// The `iss` this rule validates.
     pub issuer: String,
@@ -82,6 +84,7 @@ fn default_max_token_bytes() -> usize {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RemoteJwks {
     /// An Envoy cluster that reaches the JWKS server.
     pub cluster: String,
@@ -109,6 +112,7 @@ fn default_kid_refetch() -> ConfigDuration {
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FromHeader {
     pub name: String,
     #[serde(default)]
@@ -117,6 +121,7 @@ pub struct FromHeader {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimToHeader {
     pub header: String,
     pub claim: String,
@@ -125,6 +130,7 @@ pub struct ClaimToHeader {
 /// Istio `AuthorizationPolicy` (the parts a filter can evaluate).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Policy {
     /// A label for logs.
     pub name: Option<String>,
@@ -137,6 +143,7 @@ pub struct Policy {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PolicyAction {
     #[default]
     Allow,
@@ -145,6 +152,7 @@ pub enum PolicyAction {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PolicyRule {
     #[serde(default)]
     pub from: Vec<From>,
@@ -156,12 +164,14 @@ pub struct PolicyRule {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct From {
     pub source: Source,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Source {
     #[serde(default)]
     pub request_principals: Vec<String>,
@@ -171,12 +181,14 @@ pub struct Source {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct To {
     pub operation: Operation,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Operation {
     #[serde(default)]
     pub hosts: Vec<String>,
@@ -194,6 +206,7 @@ pub struct Operation {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Condition {
     pub key: String,
     #[serde(default)]

@@ -15,6 +15,8 @@ pub mod matching;
 pub mod metrics;
 pub mod percent;
 pub mod reply;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod testing;
 pub mod throttle;
 pub mod timers;

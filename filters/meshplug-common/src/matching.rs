@@ -136,6 +136,7 @@ pub struct HttpMatchRequest {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct HttpMatchRequestJson {
     name: Option<String>,
@@ -225,7 +226,14 @@ impl HttpMatchRequest {
     }
 }
 
+/// The JSON Schema of one `HTTPMatchRequest` (its serde form).
+#[cfg(feature = "schema")]
+pub(crate) fn match_request_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    <HttpMatchRequestJson as schemars::JsonSchema>::json_schema(generator)
+}
+
 /// A list of `HTTPMatchRequest`s: matches when any one matches; an empty list matches everything.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(transparent)]
 pub struct MatchList(pub Vec<HttpMatchRequest>);

@@ -17,6 +17,7 @@ const MAX_BUCKET_SPAN: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RateLimitConfig {
     /// Every matching rule is charged; a request is refused if any rule refuses it.
     #[serde(default)]
@@ -37,6 +38,7 @@ fn default_max_keys() -> u32 {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rule {
     /// Names the rule in metrics (`meshplug.rate_limit.<name>.allowed`) and in shared-data keys.
     pub name: String,
@@ -110,6 +112,7 @@ impl<'de> Deserialize<'de> for KeySpec {
 /// `requests` per `per`, plus `burst` extra at once.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Limit {
     pub requests: u32,
     pub per: ConfigDuration,
@@ -131,6 +134,7 @@ impl Limit {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum OnMissingKey {
     /// Requests without a key share the rule's `unknown` bucket.
     #[default]
@@ -141,6 +145,7 @@ pub enum OnMissingKey {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum OnError {
     /// Refuse the request (the limit is enforced even when the shared state is under contention).
     #[default]
@@ -151,6 +156,7 @@ pub enum OnError {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResponseConfig {
     #[serde(default = "default_status")]
     pub status: u16,
@@ -245,3 +251,22 @@ impl RateLimitConfig {
 #[cfg(test)]
 #[path = "tests/config.rs"]
 mod tests;
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for KeySpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Key".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let s = serde_json::json!({ "type": "string", "minLength": 1 });
+        meshplug_common::schema::one_key_objects(&[
+            ("header", s.clone()),
+            (
+                "clientIp",
+                serde_json::json!({ "type": "object", "properties": { "trustedHops": { "type": "integer", "minimum": 0 } }, "additionalProperties": false }),
+            ),
+            ("path", serde_json::json!({ "type": "object", "additionalProperties": false })),
+            ("claim", s),
+        ])
+    }
+}
