@@ -173,8 +173,14 @@ fn each_filter_schema_accepts_every_committed_plugin_config_and_rejects_broken_o
     let broken = [
         ("fault", serde_json::json!({"rules": [{"abort": {"httpStatus": 42}}]})),
         ("fault", serde_json::json!({"rules": [{"delay": {"fixedDelay": "soon"}}]})),
-        ("rate-limit", serde_json::json!({"rules": [{"name": "a", "limits": [{"requests": 1, "per": "1s"}], "bogus": 1}]})),
-        ("rate-limit", serde_json::json!({"rules": [{"name": "a", "key": {"cookie": "x"}, "limits": [{"requests": 1, "per": "1s"}]}]})),
+        (
+            "rate-limit",
+            serde_json::json!({"rules": [{"name": "a", "limits": [{"requests": 1, "per": "1s"}], "bogus": 1}]}),
+        ),
+        (
+            "rate-limit",
+            serde_json::json!({"rules": [{"name": "a", "key": {"cookie": "x"}, "limits": [{"requests": 1, "per": "1s"}]}]}),
+        ),
         ("jwt-authz", serde_json::json!({"policies": [{"action": "AUDIT"}]})),
         ("canary", serde_json::json!({"split": {"variants": [{"name": "a", "weight": -1}]}})),
         ("canary", serde_json::json!({"split": {"stickyBy": {"session": "x"}, "variants": []}})),

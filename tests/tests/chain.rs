@@ -2,30 +2,23 @@
 //! fault), against the real Envoy: each sees what the one before decided, and a request stopped early
 //! never reaches the filters after it.
 
-use jwt_authz::testkit::{jwks, token, ISSUER};
-use meshplug_harness::composition::Upstream;
-use meshplug_tests::{eventually, metric, Lab, Req};
-use serde_json::json;
+use jwt_authz::testkit::token;
+use meshplug_harness::composition::Composition;
+use meshplug_tests::{eventually, metric, LabBuilder, Req};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[test]
 fn jwt_claim_keys_the_rate_limit_and_the_canary_and_a_denied_request_is_never_counted() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let lab = Lab::builder()
-        .filter(
-            "jwt-authz",
-            json!({"jwtRules": [{"issuer": ISSUER, "jwks": jwks(&["rsa", "p256"])}],
-                   "policies": [{"action": "ALLOW", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}]}),
-        )
-        .filter("rate-limit", json!({"rules": [{"name": "per-sub", "key": {"claim": "sub"}, "limits": [{"requests": 3, "per": "1h"}]}]}))
-        .filter("canary", json!({"split": {"stickyBy": {"claim": "sub"},
-                                          "variants": [{"name": "stable", "weight": 50}, {"name": "canary", "weight": 50}]}}))
-        .filter("fault", json!({"rules": [{"match": [{"headers": {"x-test-fault": {"exact": "abort"}}}], "abort": {"httpStatus": 503}}]}))
-        .upstreams(vec![Upstream { name: "stable".into(), http2: false }, Upstream { name: "canary".into(), http2: false }])
-        .route("/", &[("x-meshplug-variant", "canary")], "canary")
-        .route("/", &[], "stable")
-        .start()
-        .unwrap();
+    // The chain exactly as examples/chain/composition.yaml declares it, on free ports.
+    let path = meshplug_harness::filters::workspace_root().join("examples/chain/composition.yaml");
+    let composition = Composition::load(&path).unwrap();
+    let mut builder = LabBuilder::from_composition(&composition, None).unwrap();
+    builder.port = 0;
+    builder.admin_port = 0;
+    let order: Vec<&str> = builder.filters.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(order, ["jwt-authz", "rate-limit", "canary", "fault"]);
+    let lab = builder.start().unwrap();
     let client = lab.envoy.client().unwrap();
 
     // Denied by the JWT policy (no token): stopped before the rate limiter, which never counts it.
@@ -49,7 +42,7 @@ fn jwt_claim_keys_the_rate_limit_and_the_canary_and_a_denied_request_is_never_co
         .send(Req::get("/").header("authorization", &format!("Bearer {alice}")).header("x-test-fault", "abort"))
         .unwrap();
     assert_eq!(r.status, 429);
-    let bob = token("ES256", now, "bob");
+    let bob = token("RS256", now, "bob");
     let r = client
         .send(Req::get("/").header("authorization", &format!("Bearer {bob}")).header("x-test-fault", "abort"))
         .unwrap();
