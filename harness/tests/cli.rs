@@ -57,3 +57,34 @@ fn which_envoy_says_where_it_looked() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("found via"), "{out}");
 }
+
+#[test]
+fn validate_a_manifest_dir_names_file_resource_and_pointer() {
+    let rendered = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/rendered");
+    let (code, out, err) = meshplug(&["validate", rendered]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok (6 resource(s))"), "{out}");
+    let dir = std::env::temp_dir().join(format!("meshplug-cli-manifests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(format!("{rendered}/payments/fault.yaml")).unwrap();
+    std::fs::write(dir.join("fault.yaml"), good.replace("failStrategy: FAIL_OPEN", "failStrategy: FAIL_CLOSED"))
+        .unwrap();
+    let (code, _, err) = meshplug(&["validate", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("fault.yaml: WasmPlugin/shop/payments-fault: at /spec/failStrategy"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn render_writes_the_committed_output() {
+    let dir = std::env::temp_dir().join(format!("meshplug-cli-render-{}", std::process::id()));
+    let composition = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/composition.yaml");
+    let (code, out, err) = meshplug(&["render", composition, "-o", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/rendered/payments/jwt-authz.yaml");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("payments/jwt-authz.yaml")).unwrap(),
+        std::fs::read_to_string(committed).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
