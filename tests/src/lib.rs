@@ -43,3 +43,11 @@ pub fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs.get(xs.len() / 2).copied().unwrap_or_default()
 }
+
+/// Starts Envoy with one filter whose config must be refused, and returns the error (with Envoy's log).
+pub fn start_error(filter: &str, plugin_config: serde_json::Value) -> String {
+    match Lab::builder().filter(filter, plugin_config).start() {
+        Ok(_) => panic!("Envoy started with an invalid {filter} config"),
+        Err(e) => format!("{e:#}"),
+    }
+}

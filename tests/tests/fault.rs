@@ -1,7 +1,7 @@
 //! The fault filter against the real Envoy 1.40 (two workers): delays and their accuracy, the abort
 //! ratio, gRPC aborts, header control, maxActiveFaults, match rules, and refused configs.
 
-use meshplug_tests::{eventually, lab_with, median, metric, Lab, Req};
+use meshplug_tests::{eventually, lab_with, median, metric, start_error, Req};
 use serde_json::json;
 use std::time::Duration;
 
@@ -231,12 +231,6 @@ fn match_rules_pick_the_first_matching_rule() {
 }
 
 /// Envoy refuses to start with an invalid pluginConfig, and the log names the field.
-fn refused(config: serde_json::Value) -> String {
-    match Lab::builder().filter(FAULT, config).start() {
-        Ok(_) => panic!("Envoy started with an invalid config"),
-        Err(e) => format!("{e:#}"),
-    }
-}
 
 #[test]
 fn invalid_configs_are_refused_at_load_with_the_field_named() {
@@ -253,7 +247,7 @@ fn invalid_configs_are_refused_at_load_with_the_field_named() {
         (json!({"rules": [], "bogus": true}), "[fault] invalid config at /bogus: unknown field `bogus`"),
     ];
     for (config, expected) in cases {
-        let log = refused(config);
+        let log = start_error(FAULT, config);
         assert!(log.contains(expected), "expected {expected:?} in:\n{log}");
         assert!(!log.contains("panic"), "{log}");
     }

@@ -1,6 +1,6 @@
 //! The rate-limit filter against the real Envoy 1.40 with two workers sharing the buckets.
 
-use meshplug_tests::{eventually, lab_with, metric, Lab, Req, Resp};
+use meshplug_tests::{eventually, lab_with, metric, start_error, Lab, Req, Resp};
 use serde_json::json;
 use std::time::Duration;
 
@@ -252,13 +252,6 @@ fn a_flood_of_a_million_keys_stays_within_max_keys() {
     }
 }
 
-fn refused(config: serde_json::Value) -> String {
-    match Lab::builder().filter(RL, config).start() {
-        Ok(_) => panic!("Envoy started with an invalid config"),
-        Err(e) => format!("{e:#}"),
-    }
-}
-
 #[test]
 fn invalid_configs_are_refused_at_load_with_the_field_named() {
     let cases = [
@@ -276,7 +269,7 @@ fn invalid_configs_are_refused_at_load_with_the_field_named() {
         ),
     ];
     for (config, expected) in cases {
-        let log = refused(config);
+        let log = start_error(RL, config);
         assert!(log.contains(expected), "expected {expected:?} in:\n{log}");
     }
 }

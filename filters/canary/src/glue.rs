@@ -34,13 +34,9 @@ impl RootContext for CanaryRoot {
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let canary = match Canary::from_json(&bytes) {
+        let canary = match Canary::from_json(&wasm::plugin_configuration()) {
             Ok(c) => c,
-            Err(e) => {
-                log::error!("{e}; the plugin is not loaded (Envoy applies its failure policy)");
-                return false;
-            }
+            Err(e) => return wasm::refuse_config(FILTER, &e),
         };
         if let Some(previous) = &self.shared {
             previous.metrics.flush();

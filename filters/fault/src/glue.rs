@@ -39,18 +39,9 @@ impl RootContext for FaultRoot {
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let instance = self
-            .get_property(vec!["plugin_name"])
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| FILTER.to_string());
-        let fault = match Fault::from_json(&bytes, &instance) {
+        let fault = match Fault::from_json(&wasm::plugin_configuration(), &wasm::plugin_name(FILTER)) {
             Ok(f) => f,
-            Err(e) => {
-                log::error!("{e}; the plugin is not loaded (Envoy applies its failure policy)");
-                return false;
-            }
+            Err(e) => return wasm::refuse_config(FILTER, &e),
         };
         fault.prepare(&ProxySharedData);
         self.set_tick_period(METRICS_FLUSH);

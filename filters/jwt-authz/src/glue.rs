@@ -93,18 +93,10 @@ impl RootContext for JwtRoot {
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let instance = self
-            .get_property(vec!["plugin_name"])
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| FILTER.to_string());
-        let authz = match JwtAuthz::from_json(&bytes, &instance, &mut SeededRandom::from_entropy()) {
+        let config = wasm::plugin_configuration();
+        let authz = match JwtAuthz::from_json(&config, &wasm::plugin_name(FILTER), &mut SeededRandom::from_entropy()) {
             Ok(a) => a,
-            Err(e) => {
-                log::error!("{e}; the plugin is not loaded (Envoy applies its failure policy)");
-                return false;
-            }
+            Err(e) => return wasm::refuse_config(FILTER, &e),
         };
         if let Some(previous) = &self.shared {
             previous.metrics.flush();

@@ -33,18 +33,9 @@ impl RootContext for RateLimitRoot {
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let instance = self
-            .get_property(vec!["plugin_name"])
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| FILTER.to_string());
-        let limiter = match RateLimit::from_json(&bytes, &instance) {
+        let limiter = match RateLimit::from_json(&wasm::plugin_configuration(), &wasm::plugin_name(FILTER)) {
             Ok(l) => l,
-            Err(e) => {
-                log::error!("{e}; the plugin is not loaded (Envoy applies its failure policy)");
-                return false;
-            }
+            Err(e) => return wasm::refuse_config(FILTER, &e),
         };
         limiter.prepare(&ProxySharedData, &mut SeededRandom::from_entropy());
         if let Some(previous) = &self.shared {

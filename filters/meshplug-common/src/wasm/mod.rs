@@ -48,6 +48,32 @@ pub fn init(filter: &'static str) {
     }));
 }
 
+/// The plugin configuration (Istio's `pluginConfig` as JSON); empty when there is none.
+pub fn plugin_configuration() -> Vec<u8> {
+    hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// The plugin's name (Istio's `pluginName`, Envoy's `config.name`): it keeps two instances of a filter
+/// in one proxy apart in shared data. `filter` when the host has none.
+pub fn plugin_name(filter: &str) -> String {
+    hostcalls::get_property(vec!["plugin_name"])
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| filter.to_string())
+}
+
+/// Logs a refused config (one line naming the field) and returns `false` for `on_configure`, so Envoy
+/// applies the plugin's failure policy.
+pub fn refuse_config(filter: &str, e: &crate::config::ConfigError) -> bool {
+    log::error!(target: filter, "{e}; the plugin is not loaded (Envoy applies its failure policy)");
+    false
+}
+
 /// Logs the version line; call from the root context's `on_vm_start`.
 pub fn log_version(filter: &str) {
     let _ = hostcalls::log(LogLevel::Info, &format!("[{filter}] {}", crate::version_line(filter)));
