@@ -241,7 +241,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("echo upstream {:?} on {}", u.name, u.addr);
             }
             println!("listening on {}   admin on http://{}", lab.envoy.url(), lab.envoy.admin);
-            println!("\ntry:\n  curl -si {}/hello", lab.envoy.url());
+            println!("\ntry:");
+            if w.filters.iter().any(|f| f.name == "jwt-authz") {
+                println!("  T=$(cargo run -q -p meshplug-harness -- demo-token --sub alice)   # signed by the examples' demo key");
+                println!("  curl -si {}/hello -H \"authorization: Bearer $T\"", lab.envoy.url());
+            }
+            println!("  curl -si {}/hello", lab.envoy.url());
             println!("  curl -s http://{}/stats | grep meshplug", lab.envoy.admin);
             println!("\nCtrl-C stops Envoy and the upstreams.");
             let status = lab.envoy.wait()?;
