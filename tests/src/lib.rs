@@ -51,3 +51,19 @@ pub fn start_error(filter: &str, plugin_config: serde_json::Value) -> String {
         Err(e) => format!("{e:#}"),
     }
 }
+
+/// Connections each of the two workers accepted (from the listener's per-worker stats).
+pub fn per_worker_connections(lab: &Lab) -> Vec<u64> {
+    let stats = lab.envoy.stats().unwrap_or_default();
+    ["worker_0", "worker_1"]
+        .iter()
+        .map(|w| {
+            let suffix = format!("{w}.downstream_cx_total");
+            stats
+                .iter()
+                .filter(|(k, _)| k.starts_with("listener.127.0.0.1_") && k.ends_with(&suffix))
+                .map(|(_, v)| *v)
+                .sum()
+        })
+        .collect()
+}

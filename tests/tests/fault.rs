@@ -1,7 +1,7 @@
 //! The fault filter against the real Envoy 1.40 (two workers): delays and their accuracy, the abort
 //! ratio, gRPC aborts, header control, maxActiveFaults, match rules, and refused configs.
 
-use meshplug_tests::{eventually, lab_with, median, metric, start_error, Req};
+use meshplug_tests::{eventually, lab_with, median, metric, per_worker_connections, start_error, Req};
 use serde_json::json;
 use std::time::Duration;
 
@@ -178,19 +178,7 @@ fn max_active_faults_bounds_concurrent_faults_across_workers() {
     assert_eq!(fast, n - 3, "the rest pass untouched");
     assert!(eventually(ms(3000), || metric(&lab, FAULT, "skipped_max_active") == (n - 3) as u64));
     // Both workers took connections, so the bound held across workers.
-    let stats = lab.envoy.stats().unwrap();
-    let per_worker: Vec<u64> = ["worker_0", "worker_1"]
-        .iter()
-        .map(|w| {
-            stats
-                .iter()
-                .filter(|(k, _)| {
-                    k.starts_with("listener.127.0.0.1_") && k.ends_with(&format!("{w}.downstream_cx_total"))
-                })
-                .map(|(_, v)| *v)
-                .sum()
-        })
-        .collect();
+    let per_worker = per_worker_connections(&lab);
     assert!(per_worker.iter().all(|c| *c > 0), "connections per worker: {per_worker:?}");
     // The slots are released when the faulted requests end.
     let r = client.get("/after").unwrap();

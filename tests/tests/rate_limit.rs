@@ -1,6 +1,6 @@
 //! The rate-limit filter against the real Envoy 1.40 with two workers sharing the buckets.
 
-use meshplug_tests::{eventually, lab_with, metric, start_error, Lab, Req, Resp};
+use meshplug_tests::{eventually, lab_with, metric, per_worker_connections, start_error, Lab, Req, Resp};
 use serde_json::json;
 use std::time::Duration;
 
@@ -20,22 +20,6 @@ fn statuses(results: Vec<anyhow::Result<Resp>>) -> Vec<Resp> {
 
 fn count(rs: &[Resp], status: u16) -> usize {
     rs.iter().filter(|r| r.status == status).count()
-}
-
-fn per_worker_connections(lab: &Lab) -> Vec<u64> {
-    let stats = lab.envoy.stats().unwrap();
-    ["worker_0", "worker_1"]
-        .iter()
-        .map(|w| {
-            stats
-                .iter()
-                .filter(|(k, _)| {
-                    k.starts_with("listener.127.0.0.1_") && k.ends_with(&format!("{w}.downstream_cx_total"))
-                })
-                .map(|(_, v)| *v)
-                .sum()
-        })
-        .collect()
 }
 
 #[test]

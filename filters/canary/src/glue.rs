@@ -95,9 +95,7 @@ impl HttpContext for CanaryHttp {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        for (name, value) in &self.response_headers {
-            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
-        }
+        wasm::add_response_headers(&self.response_headers);
         Action::Continue
     }
 }

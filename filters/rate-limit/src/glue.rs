@@ -4,9 +4,8 @@ use crate::logic::{describe_key, metric_names, Env, RateLimit, FILTER};
 use meshplug_common::host::{Clock, MemoRequest, SeededRandom};
 use meshplug_common::reply::Action as Decided;
 use meshplug_common::wasm::{self, ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData, METRICS_FLUSH};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, MapType};
+use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
 
 proxy_wasm::main! {{
@@ -100,9 +99,7 @@ impl HttpContext for RateLimitHttp {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        for (name, value) in &self.response_headers {
-            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
-        }
+        wasm::add_response_headers(&self.response_headers);
         Action::Continue
     }
 }

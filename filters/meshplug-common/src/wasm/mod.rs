@@ -174,6 +174,18 @@ impl Metrics for ProxyMetrics {
     }
 }
 
+/// Puts headers on the response of the current HTTP context (call from `on_http_response_headers`):
+/// each replaces an upstream header of the same name, except `set-cookie`, which is added.
+pub fn add_response_headers(headers: &[(String, String)]) {
+    for (name, value) in headers {
+        let _ = if name == "set-cookie" {
+            hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value)
+        } else {
+            hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value))
+        };
+    }
+}
+
 /// Sends `reply` for the current (effective) HTTP context.
 pub fn send_reply(reply: &LocalReply) {
     let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
