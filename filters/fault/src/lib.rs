@@ -7,5 +7,5 @@ pub mod config;
 pub mod logic;
 
 // The glue is left out of test builds, so the logic tests also run as plain WASI programs.
-#[cfg(all(target_arch = "wasm32", not(test)))]
+#[cfg(all(target_arch = "wasm32", not(test), feature = "module"))]
 mod glue;
