@@ -100,8 +100,8 @@ struct Found {
 struct Keys {
     set: Option<Rc<KeySet>>,
     remote: Option<RemoteKeys>,
-    /// CAS token of the JWKS last loaded from shared data.
-    loaded_cas: Option<u32>,
+    /// `last_success` of the fetch whose JWKS this worker loaded last (0: none yet).
+    loaded_at: u64,
     had_keys_log: LogThrottle,
 }
 
@@ -134,7 +134,7 @@ impl JwtAuthz {
                 None => None,
             };
             let remote = rule.remote_jwks.clone().map(|r| RemoteKeys::new(instance, i, r));
-            keys.push(Keys { set, remote, loaded_cas: None, had_keys_log: LogThrottle::default() });
+            keys.push(Keys { set, remote, loaded_at: 0, had_keys_log: LogThrottle::default() });
         }
         let cache = TokenCache::new(config.cache_size, (random.next_u64(), random.next_u64()));
         Ok(Self {
@@ -367,9 +367,11 @@ impl JwtAuthz {
         let mut changed = false;
         for (i, k) in self.keys.borrow_mut().iter_mut().enumerate() {
             let Some(remote) = &k.remote else { continue };
-            let (bytes, cas) = remote.stored(env.shared);
-            if cas.is_some() && cas != k.loaded_cas {
-                if let Some(b) = bytes {
+            // The small state record says whether a newer JWKS was stored; only then is the JWKS
+            // itself (up to 256 KiB) copied into this VM and parsed.
+            let fetched_at = remote.state(env.shared).0.last_success;
+            if fetched_at != 0 && fetched_at != k.loaded_at {
+                if let Some(b) = remote.stored(env.shared).0 {
                     match KeySet::parse(&b) {
                         Ok(set) => {
                             log::info!(
@@ -383,7 +385,7 @@ impl JwtAuthz {
                         Err(e) => log::warn!("issuer {}: stored JWKS unusable: {e}", remote_issuer(&self.config, i)),
                     }
                 }
-                k.loaded_cas = cas;
+                k.loaded_at = fetched_at;
             }
             if remote.try_lead(env.shared, now) {
                 lead.push(i);
