@@ -14,9 +14,9 @@ use crate::config::{CanaryConfig, StickyBy};
 use meshplug_common::claims::{claim_value, CLAIMS_PROPERTY};
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, Request};
+use meshplug_common::matching::cookie;
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
-use std::time::Duration;
 
 pub const FILTER: &str = "canary";
 
@@ -62,15 +62,10 @@ pub struct Decision {
 
 pub struct Canary {
     config: CanaryConfig,
+    /// The sum of the weights (> 0, checked at load).
+    total: u64,
     keys: (u64, u64),
     max_age_secs: u64,
-}
-
-fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').find_map(|pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
 }
 
 impl Canary {
@@ -81,7 +76,8 @@ impl Canary {
         h.write_u8(0xff);
         let k1 = h.finish();
         let max_age_secs = config.split.set_cookie.as_ref().map(|c| c.max_age.0.as_secs()).unwrap_or(0);
-        Self { config, keys: (k0, k1), max_age_secs }
+        let total = config.split.variants.iter().map(|v| u64::from(v.weight)).sum();
+        Self { config, total, keys: (k0, k1), max_age_secs }
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
@@ -90,10 +86,6 @@ impl Canary {
 
     pub fn config(&self) -> &CanaryConfig {
         &self.config
-    }
-
-    fn total(&self) -> u64 {
-        self.config.split.variants.iter().map(|v| u64::from(v.weight)).sum()
     }
 
     /// The variant owning point `b` of [0, total): later variants first, the first takes the rest.
@@ -114,7 +106,7 @@ impl Canary {
         h.write(key);
         let u = h.finish();
         // u / 2^64 scaled to [0, total): the same point keeps its place whatever the total.
-        let b = ((u128::from(u) * u128::from(self.total())) >> 64) as u64;
+        let b = ((u128::from(u) * u128::from(self.total)) >> 64) as u64;
         self.variant_at(b)
     }
 
@@ -167,7 +159,7 @@ impl Canary {
             }
         }
         let (index, via) = chosen.unwrap_or_else(|| {
-            let total = u32::try_from(self.total()).unwrap_or(u32::MAX);
+            let total = u32::try_from(self.total).unwrap_or(u32::MAX);
             (self.variant_at(u64::from(random.below(total))), Via::Random)
         });
         let name = c.split.variants.get(index).map(|v| v.name.clone()).unwrap_or_default();
@@ -185,11 +177,6 @@ impl Canary {
         }
         Decision { variant: name.clone(), via, route_header: (c.header.clone(), name), response_headers }
     }
-}
-
-/// How long a pinning cookie lives, for logs.
-pub fn cookie_age(c: &CanaryConfig) -> Option<Duration> {
-    c.split.set_cookie.as_ref().map(|s| s.max_age.0)
 }
 
 #[cfg(test)]

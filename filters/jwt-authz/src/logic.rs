@@ -11,7 +11,7 @@ use crate::verify::{verify, CryptoHost};
 use meshplug_common::claims::claim_value;
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, RequestHeaders, SharedData};
-use meshplug_common::matching::{query_param, split_path};
+use meshplug_common::matching::{cookie, query_param, split_path};
 use meshplug_common::reply::{Action, LocalReply};
 use meshplug_common::throttle::LogThrottle;
 use std::cell::{Cell, RefCell};
@@ -108,19 +108,19 @@ struct Keys {
 /// A configured jwt-authz filter (one per worker VM).
 pub struct JwtAuthz {
     config: JwtAuthzConfig,
+    /// Headers the filter writes for the upstream; removed from every request first.
+    output_headers: Vec<String>,
+    /// Whether any rule reads tokens from query parameters / cookies.
+    wants_params: bool,
+    wants_cookies: bool,
+    /// The largest `maxTokenBytes` of any rule (the limit before the issuer is known).
+    max_token_bytes: usize,
     keys: RefCell<Vec<Keys>>,
     generation: Cell<u64>,
     cache: RefCell<TokenCache>,
     logs: Vec<LogThrottle>,
     policy_log: LogThrottle,
     last_kid_request: Cell<Duration>,
-}
-
-fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').find_map(|pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
 }
 
 impl JwtAuthz {
@@ -137,7 +137,24 @@ impl JwtAuthz {
             keys.push(Keys { set, remote, loaded_at: 0, had_keys_log: LogThrottle::default() });
         }
         let cache = TokenCache::new(config.cache_size, (random.next_u64(), random.next_u64()));
+        let rules = &config.jwt_rules;
+        let output_headers = rules
+            .iter()
+            .flat_map(|r| {
+                r.output_payload_to_header
+                    .iter()
+                    .cloned()
+                    .chain(r.output_claim_to_headers.iter().map(|c| c.header.clone()))
+            })
+            .collect();
+        let wants_params = rules.iter().any(|r| !r.from_params.is_empty());
+        let wants_cookies = rules.iter().any(|r| !r.from_cookies.is_empty());
+        let max_token_bytes = rules.iter().map(|r| r.max_token_bytes).max().unwrap_or(0);
         Ok(Self {
+            output_headers,
+            wants_params,
+            wants_cookies,
+            max_token_bytes,
             config,
             keys: RefCell::new(keys),
             generation: Cell::new(1),
@@ -158,11 +175,9 @@ impl JwtAuthz {
 
     fn find_tokens(&self, req: &dyn RequestHeaders) -> Vec<Found> {
         let mut found: Vec<Found> = Vec::new();
-        let wants_params = self.config.jwt_rules.iter().any(|r| !r.from_params.is_empty());
-        let wants_cookies = self.config.jwt_rules.iter().any(|r| !r.from_cookies.is_empty());
-        let full_path = if wants_params { req.header(":path").unwrap_or_default() } else { String::new() };
+        let full_path = if self.wants_params { req.header(":path").unwrap_or_default() } else { String::new() };
         let query = split_path(&full_path).1;
-        let cookies = if wants_cookies { req.header("cookie") } else { None };
+        let cookies = if self.wants_cookies { req.header("cookie") } else { None };
         let mut push = |token: &str, location: Location| {
             let token = token.trim();
             if !token.is_empty() && !found.iter().any(|f| f.token == token) {
@@ -224,8 +239,7 @@ impl JwtAuthz {
             return Ok(v);
         }
         env.metrics.increment(Metric::CacheMisses as usize);
-        let max = self.config.jwt_rules.iter().map(|r| r.max_token_bytes).max().unwrap_or(0);
-        let mut d = decode(token, max).map_err(|r| (r, None))?;
+        let mut d = decode(token, self.max_token_bytes).map_err(|r| (r, None))?;
         let iss = d.issuer().map(str::to_string);
         let (rule_index, rule) = self
             .config
@@ -290,17 +304,13 @@ impl JwtAuthz {
 
     /// Decides one request.
     pub fn on_request(&self, req: &dyn RequestHeaders, env: &Env) -> Outcome {
-        let mut out =
-            Outcome { action: Action::Continue, remove_headers: vec![], set_headers: vec![], publish_claims: None };
         // A client must not be able to send what looks like our output.
-        for rule in &self.config.jwt_rules {
-            if let Some(h) = &rule.output_payload_to_header {
-                out.remove_headers.push(h.clone());
-            }
-            for c in &rule.output_claim_to_headers {
-                out.remove_headers.push(c.header.clone());
-            }
-        }
+        let mut out = Outcome {
+            action: Action::Continue,
+            remove_headers: self.output_headers.clone(),
+            set_headers: vec![],
+            publish_claims: None,
+        };
         let found = self.find_tokens(req);
         if found.is_empty() && !self.config.jwt_rules.is_empty() {
             env.metrics.increment(Metric::NoToken as usize);

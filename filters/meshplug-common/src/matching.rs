@@ -191,6 +191,14 @@ pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     })
 }
 
+/// The value of cookie `name` in a `cookie` request header (`a=1; b=2`), as sent.
+pub fn cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
 impl HttpMatchRequest {
     pub fn matches(&self, req: &dyn RequestHeaders) -> bool {
         if let Some(m) = &self.method {

@@ -73,3 +73,12 @@ fn hostile_input_is_linear() {
     let evil = "a".repeat(100_000);
     assert!(!l.matches(&TestRequest::new("GET", "/").with("x", &evil)));
 }
+
+#[test]
+fn cookies_are_found_by_exact_name() {
+    let h = "theme=dark; uid=user-1;session=abc=def";
+    assert_eq!(cookie(h, "uid"), Some("user-1"));
+    assert_eq!(cookie(h, "session"), Some("abc=def"));
+    assert_eq!(cookie(h, "ui"), None);
+    assert_eq!(cookie("", "uid"), None);
+}

@@ -280,12 +280,4 @@ impl Parking {
             let _ = hostcalls::set_tick_period(METRICS_FLUSH);
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.timers.borrow().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.timers.borrow().is_empty()
-    }
 }
