@@ -2,7 +2,7 @@
 //! policies, header outputs, claims handed to rate-limit, a remote JWKS that rotates, fails and answers
 //! garbage, hostile tokens, and refused configs. Tokens are minted at test time.
 
-use jwt_authz::testkit::{self, claims, jwks, mint, raw, token, ALGS, ISSUER};
+use jwt_authz::testkit::{self, claims, jwks, mint, raw, token, token_with, ALGS, ISSUER};
 use meshplug_harness::stub::StubServer;
 use meshplug_tests::{eventually, lab_with, metric, Lab, Req};
 use serde_json::{json, Value};
@@ -84,11 +84,7 @@ fn hostile_tokens_are_refused_and_the_vm_survives() {
         cl.invalid_before = None;
         HS256Key::from_bytes(rsa_pem.as_bytes()).with_key_id("rsa-1").authenticate(cl).unwrap()
     };
-    let with = |k: &str, v: Value| {
-        let mut cl = claims(n, "alice");
-        cl.insert(k.into(), v);
-        mint("RS256", "rsa", Some("rsa-1"), cl)
-    };
+    let with = |k: &str, v: Value| token_with("RS256", n, "alice", json!({ k: v }));
     let corpus: Vec<(&str, String)> = vec![
         ("alg none", raw(r#"{"alg":"none"}"#, &c, b"x")),
         ("HS256 signed with the RSA public key", hs_with_rsa_public),
@@ -125,11 +121,7 @@ fn issuer_audience_and_expiry_edges() {
     let lab = lab_with(JWT, inline(json!({"clockSkew": "30s"})));
     let client = lab.envoy.client().unwrap();
     let n = now();
-    let with = |k: &str, v: Value| {
-        let mut cl = claims(n, "alice");
-        cl.insert(k.into(), v);
-        mint("ES256", "p256", Some("ec-256"), cl)
-    };
+    let with = |k: &str, v: Value| token_with("ES256", n, "alice", json!({ k: v }));
     let status = |t: String| client.send(bearer("/", &t)).unwrap().status;
     assert_eq!(status(with("exp", json!(n - 10))), 200, "within clockSkew");
     assert_eq!(status(with("exp", json!(n - 60))), 401);
@@ -157,13 +149,7 @@ fn policies_allow_and_deny_as_istio_does() {
     );
     let client = lab.envoy.client().unwrap();
     let n = now();
-    let tok = |extra: Value| {
-        let mut cl = claims(n, "alice");
-        for (k, v) in extra.as_object().unwrap() {
-            cl.insert(k.clone(), v.clone());
-        }
-        mint("RS256", "rsa", Some("rsa-1"), cl)
-    };
+    let tok = |extra: Value| token_with("RS256", n, "alice", extra);
     let payments = tok(json!({"groups": ["staff", "payments"]}));
     let cases: Vec<(Req, u16)> = vec![
         (bearer("/api/pay", &payments), 200),

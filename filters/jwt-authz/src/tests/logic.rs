@@ -2,7 +2,7 @@
 //! policies, outputs and the cache — with the pure-Rust verifier (no host crypto).
 
 use super::*;
-use crate::testkit::{self, claims, jwks, kid_of, mint, raw, token, ALGS, ISSUER};
+use crate::testkit::{self, claims, jwks, kid_of, mint, raw, token, token_with, ALGS, ISSUER};
 use crate::verify::NoCrypto;
 use meshplug_common::host::SeededRandom;
 use meshplug_common::testing::{MemorySharedData, RecordingMetrics, TestRequest};
@@ -172,11 +172,7 @@ fn hostile_tokens_are_refused_with_their_reason() {
 fn times_audience_and_issuer_edges() {
     let h = Host::new();
     let f = filter(json!({}));
-    let with = |k: &str, v: Value| {
-        let mut c = claims(NOW, "alice");
-        c.insert(k.into(), v);
-        mint("ES256", "p256", Some("ec-256"), c)
-    };
+    let with = |k: &str, v: Value| token_with("ES256", NOW, "alice", json!({ k: v }));
     assert_eq!(status(&h.run(&f, &bearer(&with("exp", json!(NOW - 59))))), 200, "within the 60 s skew");
     assert_eq!(refused(&h, &f, &with("exp", json!(NOW - 61))), Reason::Expired);
     assert_eq!(status(&h.run(&f, &bearer(&with("nbf", json!(NOW + 59))))), 200);
@@ -271,13 +267,7 @@ fn policies_in_istio_shape() {
             {"to": [{"operation": {"paths": ["*/info"], "notMethods": ["DELETE"]}}],
              "when": [{"key": "request.auth.claims[https://example.com/org][tier]", "values": ["gold*"]}]}]}
     ]}));
-    let tok = |extra: Value| {
-        let mut c = claims(NOW, "alice");
-        for (k, v) in extra.as_object().unwrap() {
-            c.insert(k.clone(), v.clone());
-        }
-        mint("RS256", "rsa", Some("rsa-1"), c)
-    };
+    let tok = |extra: Value| token_with("RS256", NOW, "alice", extra);
     let get = |path: &str, t: Option<&str>| {
         let r = TestRequest::new("GET", path);
         status(&h.run(
