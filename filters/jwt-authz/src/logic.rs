@@ -252,14 +252,7 @@ impl JwtAuthz {
             return Err((Reason::TooLarge, iss));
         }
         self.check_signature(rule_index, &d, env).map_err(|r| (r, iss.clone()))?;
-        check_times_and_audience(
-            rule,
-            &d,
-            now_secs,
-            skew,
-            self.config.jwt_rules.get(rule_index).map(|r| r.require_expiration).unwrap_or(true),
-        )
-        .map_err(|r| (r, iss.clone()))?;
+        check_times_and_audience(rule, &d, now_secs, skew).map_err(|r| (r, iss.clone()))?;
         let sub = d.claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
         let claims_json = std::mem::take(&mut d.payload_json);
         let verified = Verified {
@@ -458,10 +451,10 @@ fn remote_issuer(config: &JwtAuthzConfig, i: usize) -> &str {
     config.jwt_rules.get(i).map(|r| r.issuer.as_str()).unwrap_or("?")
 }
 
-fn check_times_and_audience(rule: &JwtRule, d: &Decoded, now: f64, skew: f64, require_exp: bool) -> Result<(), Reason> {
+fn check_times_and_audience(rule: &JwtRule, d: &Decoded, now: f64, skew: f64) -> Result<(), Reason> {
     match numeric(&d.claims, "exp") {
         Some(exp) if now > exp + skew => return Err(Reason::Expired),
-        None if require_exp => return Err(Reason::MissingExp),
+        None if rule.require_expiration => return Err(Reason::MissingExp),
         _ => {}
     }
     if numeric(&d.claims, "nbf").is_some_and(|nbf| nbf > now + skew) {
