@@ -57,6 +57,64 @@ pub fn lookup(name: &str) -> Option<&'static FilterKind> {
     FILTERS.iter().find(|f| f.name == name)
 }
 
+/// The bundle (`meshplug.wasm`): any chain of the filters in one module. Its pluginConfig is
+/// `{"chain": [{"filter": <name>, "config": <the filter's pluginConfig>}, ...]}`.
+pub const BUNDLE: FilterKind = FilterKind {
+    name: meshplug::NAME,
+    validate: |bytes| {
+        meshplug::validate(bytes, |filter, config| match lookup(filter) {
+            Some(kind) => (kind.validate)(config),
+            None => Err(ConfigError::new("", format!("unknown filter {filter:?}"))),
+        })
+    },
+    schema: bundle_schema,
+};
+
+/// A deployable module: one of the [`FILTERS`] or the [`BUNDLE`].
+pub fn module(name: &str) -> Option<&'static FilterKind> {
+    lookup(name).or(if name == BUNDLE.name { Some(&BUNDLE) } else { None })
+}
+
+/// The names of all modules, for error messages.
+pub fn module_names() -> String {
+    format!("{}, {}", names(), BUNDLE.name)
+}
+
+/// The bundle's pluginConfig for a chain of (filter, pluginConfig).
+pub fn bundle_config<'a>(chain: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>) -> serde_json::Value {
+    let entries: Vec<serde_json::Value> =
+        chain.into_iter().map(|(filter, config)| serde_json::json!({"filter": filter, "config": config})).collect();
+    serde_json::json!({ "chain": entries })
+}
+
+/// The bundle's JSON Schema: each chain entry is one filter with that filter's own schema.
+fn bundle_schema() -> serde_json::Value {
+    let entries: Vec<serde_json::Value> = FILTERS
+        .iter()
+        .map(|f| {
+            let mut config = (f.schema)();
+            if let Some(o) = config.as_object_mut() {
+                o.remove("$schema");
+            }
+            serde_json::json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["filter"],
+                "properties": { "filter": { "const": f.name }, "config": config },
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "meshplug bundle pluginConfig",
+        "description": "An ordered chain of meshplug filters, each with its usual pluginConfig; each filter at most once.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["chain"],
+        "properties": { "chain": { "type": "array", "minItems": 1, "items": { "oneOf": entries } } },
+    })
+}
+
 /// The names of all filters, for error messages.
 pub fn names() -> String {
     FILTERS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
@@ -77,25 +135,33 @@ pub fn module_dir() -> PathBuf {
     target.join("wasm32-wasip1").join("release")
 }
 
-/// Builds every filter module (`cargo build --release --target wasm32-wasip1` at the root).
+/// The commands that build every module: the filters (the workspace's default members), then the
+/// bundle in its own invocation (it links the filters without their `module` feature; see Cargo.toml).
+pub const BUILD_COMMANDS: [&[&str]; 2] = [
+    &["build", "--release", "--target", "wasm32-wasip1"],
+    &["build", "--release", "--target", "wasm32-wasip1", "-p", "meshplug-bundle"],
+];
+
+/// Builds every module ([`BUILD_COMMANDS`]).
 pub fn build_modules() -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip1"])
-        .current_dir(workspace_root())
-        .status()?;
-    anyhow::ensure!(status.success(), "building the filter modules failed ({status})");
+    for args in BUILD_COMMANDS {
+        let status = std::process::Command::new(&cargo).args(args).current_dir(workspace_root()).status()?;
+        anyhow::ensure!(status.success(), "`cargo {}` failed ({status})", args.join(" "));
+    }
     Ok(())
 }
 
 /// The module of `filter`; fails with a hint when it has not been built.
 pub fn module_path(filter: &str) -> anyhow::Result<PathBuf> {
-    let kind = lookup(filter).ok_or_else(|| anyhow::anyhow!("unknown filter {filter:?}; known: {}", names()))?;
+    let kind = module(filter).ok_or_else(|| anyhow::anyhow!("unknown module {filter:?}; known: {}", module_names()))?;
     let path = module_dir().join(kind.module_file());
+    let build = if kind.name == BUNDLE.name { BUILD_COMMANDS[1] } else { BUILD_COMMANDS[0] };
     anyhow::ensure!(
         path.is_file(),
-        "{} is missing: build the filters with `cargo build --release --target wasm32-wasip1` at the workspace root",
-        path.display()
+        "{} is missing: build it with `cargo {}` at the workspace root",
+        path.display(),
+        build.join(" ")
     );
     Ok(path)
 }

@@ -5,7 +5,7 @@ use crate::bootstrap::{Cluster, RouteSpec, Setup, WasmFilter};
 use crate::composition::{Composition, Upstream};
 use crate::echo::EchoServer;
 use crate::envoy::{find_envoy, EnvoyBinary};
-use crate::filters::{lookup, module_path, workspace_root};
+use crate::filters::{lookup, module, module_path, workspace_root, BUNDLE};
 use crate::run::{EnvoyOptions, RunningEnvoy};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -32,6 +32,8 @@ pub struct LabBuilder {
     pub envoy: Option<PathBuf>,
     /// Clusters to servers the caller runs itself (name, port on 127.0.0.1), e.g. a JWKS stub.
     pub extra_clusters: Vec<(String, u16)>,
+    /// Run the suite's filters as one bundle (`meshplug.wasm`) instead of one module each.
+    pub bundle: bool,
 }
 
 impl Default for LabBuilder {
@@ -45,6 +47,7 @@ impl Default for LabBuilder {
             concurrency: 2,
             envoy: None,
             extra_clusters: vec![],
+            bundle: false,
         }
     }
 }
@@ -54,6 +57,32 @@ impl LabBuilder {
     pub fn filter(mut self, name: &str, plugin_config: Value) -> Self {
         self.filters.push((name.into(), plugin_config));
         self
+    }
+
+    /// Runs the suite's filters in one bundle module (test fixtures stay separate and must come first).
+    pub fn bundled(mut self, bundle: bool) -> Self {
+        self.bundle = bundle;
+        self
+    }
+
+    /// The modules Envoy runs, in order, with their pluginConfigs.
+    pub fn modules(&self) -> anyhow::Result<Vec<(String, Value)>> {
+        if !self.bundle {
+            return Ok(self.filters.clone());
+        }
+        let (chain, fixtures): (Vec<_>, Vec<_>) = self.filters.iter().partition(|(name, _)| lookup(name).is_some());
+        if let Some(first) = self.filters.iter().position(|(name, _)| lookup(name).is_some()) {
+            anyhow::ensure!(
+                self.filters.iter().skip(first).all(|(name, _)| lookup(name).is_some()),
+                "a bundled chain keeps test fixtures before the suite's filters"
+            );
+        }
+        let mut modules: Vec<(String, Value)> = fixtures.into_iter().cloned().collect();
+        if !chain.is_empty() {
+            let config = crate::filters::bundle_config(chain.iter().map(|(name, config)| (name.as_str(), config)));
+            modules.push((BUNDLE.name.to_string(), config));
+        }
+        Ok(modules)
     }
 
     pub fn upstreams(mut self, upstreams: Vec<Upstream>) -> Self {
@@ -81,6 +110,7 @@ impl LabBuilder {
         let w = c.workload(workload)?;
         Ok(Self {
             filters: w.filters.iter().map(|f| (f.name.clone(), f.plugin_config.clone())).collect(),
+            bundle: w.bundle,
             upstreams: c.local.upstreams.clone(),
             routes: c
                 .local
@@ -106,12 +136,12 @@ impl LabBuilder {
     /// (for configs committed to the repository, e.g. `target/wasm32-wasip1/release`).
     pub fn setup_with(&self, ports: &BTreeMap<String, u16>, module_dir: Option<&Path>) -> anyhow::Result<Setup> {
         let filters = self
-            .filters
+            .modules()?
             .iter()
             .map(|(name, config)| {
                 let module = match module_dir {
                     Some(dir) => {
-                        let kind = lookup(name).ok_or_else(|| anyhow::anyhow!("unknown filter {name:?}"))?;
+                        let kind = module(name).ok_or_else(|| anyhow::anyhow!("unknown module {name:?}"))?;
                         dir.join(kind.module_file())
                     }
                     // Test fixtures (e.g. `publish-claims`) are modules of the build that are not filters.

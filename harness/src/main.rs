@@ -29,6 +29,10 @@ enum Cmd {
         /// Do not rebuild the filter modules first.
         #[arg(long)]
         no_build: bool,
+        /// Deploy every workload's chain as one bundle module (meshplug.wasm) instead of one module per
+        /// filter (same as `bundle: true` on each workload).
+        #[arg(long)]
+        bundle: bool,
     },
     /// Check a composition (every pluginConfig through the filter's own parser), or a directory of
     /// manifests (Istio 1.29 CRD schemas plus meshplug's checks). Errors name file, resource, JSON pointer.
@@ -41,6 +45,10 @@ enum Cmd {
         /// EnvoyFilter resources instead of WasmPlugins.
         #[arg(long)]
         envoyfilter: bool,
+        /// Deploy every workload's chain as one bundle module (meshplug.wasm) instead of one module per
+        /// filter (same as `bundle: true` on each workload).
+        #[arg(long)]
+        bundle: bool,
     },
     /// Print the Envoy bootstrap `meshplug up` would run (upstreams on the given port, default 8080).
     RenderEnvoy {
@@ -53,6 +61,10 @@ enum Cmd {
         /// Write module paths relative to this directory (default: absolute paths).
         #[arg(long)]
         module_dir: Option<PathBuf>,
+        /// Deploy every workload's chain as one bundle module (meshplug.wasm) instead of one module per
+        /// filter (same as `bundle: true` on each workload).
+        #[arg(long)]
+        bundle: bool,
     },
     /// Benchmark a suite side by side with wrk (Envoy pinned to CPU 0, wrk to CPU 1), print a table.
     Bench {
@@ -80,7 +92,7 @@ enum Cmd {
         #[arg(long)]
         jwks: bool,
     },
-    /// Build a filter's OCI image (Wasm artifact istio-agent accepts) as an OCI layout directory.
+    /// Build a module's OCI image (a filter, or `meshplug` for the bundle) (Wasm artifact istio-agent accepts) as an OCI layout directory.
     Package {
         filter: String,
         #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
@@ -92,7 +104,7 @@ enum Cmd {
     /// Push a filter's image to a registry: `meshplug push rate-limit oci://registry.example.com/meshplug/rate-limit:0.1.0`.
     /// Credentials from MESHPLUG_REGISTRY_USER / MESHPLUG_REGISTRY_PASSWORD; plain HTTP for 127.0.0.1/localhost.
     Push { filter: String, target: String },
-    /// Print the JSON Schema of a filter's pluginConfig (generated from its config types).
+    /// Print the JSON Schema of a module's pluginConfig (generated from its config types; `meshplug`: the bundle's).
     Schema { filter: String },
     /// Say which Envoy binary would be used, and why.
     WhichEnvoy {
@@ -124,8 +136,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
-        Cmd::Render { composition, out, envoyfilter } => {
-            let c = Composition::load(&composition)?;
+        Cmd::Render { composition, out, envoyfilter, bundle } => {
+            let c = Composition::load(&composition)?.bundled(bundle);
             check(&c, &composition)?;
             let rendered = meshplug_harness::render::render(&c, envoyfilter)?;
             meshplug_harness::render::write(&rendered, &out)?;
@@ -202,8 +214,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Schema { filter } => {
-            let kind = meshplug_harness::filters::lookup(&filter).ok_or_else(|| {
-                anyhow::anyhow!("unknown filter {filter:?}; known: {}", meshplug_harness::filters::names())
+            let kind = meshplug_harness::filters::module(&filter).ok_or_else(|| {
+                anyhow::anyhow!("unknown module {filter:?}; known: {}", meshplug_harness::filters::module_names())
             })?;
             println!("{}", serde_json::to_string_pretty(&(kind.schema)())?);
             Ok(ExitCode::SUCCESS)
@@ -213,16 +225,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{} (found via {})", found.path.display(), found.source);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::RenderEnvoy { composition, workload, upstream_port, module_dir } => {
-            let c = Composition::load(&composition)?;
+        Cmd::RenderEnvoy { composition, workload, upstream_port, module_dir, bundle } => {
+            let c = Composition::load(&composition)?.bundled(bundle);
             check(&c, &composition)?;
             let builder = LabBuilder::from_composition(&c, workload.as_deref())?;
             let config = builder.render_static(upstream_port, module_dir.as_deref())?;
             print!("{RENDERED_HEADER}{}", serde_yaml_ng::to_string(&config)?);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Up { composition, workload, envoy, no_build } => {
-            let c = Composition::load(&composition)?;
+        Cmd::Up { composition, workload, envoy, no_build, bundle } => {
+            let c = Composition::load(&composition)?.bundled(bundle);
             check(&c, &composition)?;
             if !no_build {
                 build_modules()?;
@@ -233,9 +245,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut lab = builder.start()?;
             println!("Envoy {} (found via {})", lab.binary.path.display(), lab.binary.source);
             println!(
-                "workload {:?}: {}",
+                "workload {:?}: {}{}",
                 w.name,
-                w.filters.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(" → ")
+                w.filters.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(" → "),
+                if w.bundle { " (one bundle module, meshplug.wasm)" } else { "" }
             );
             for u in &lab.upstreams {
                 println!("echo upstream {:?} on {}", u.name, u.addr);

@@ -3,7 +3,6 @@
 //! through the filter's own parser, enum values, `selector`/`targetRefs` exclusivity, URL schemes,
 //! the `sha256` form. Every error names the file, the resource, the JSON pointer and the reason.
 
-use crate::filters::lookup;
 use serde_json::Value;
 use std::path::Path;
 
@@ -84,10 +83,10 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
             }
         }
         let name = spec["pluginName"].as_str().unwrap_or("");
-        match lookup(name) {
+        match crate::filters::module(name) {
             None => errors.push(err(
                 "/spec/pluginName",
-                format!("unknown meshplug filter {name:?}; known: {}", crate::filters::names()),
+                format!("unknown meshplug module {name:?}; known: {}", crate::filters::module_names()),
             )),
             Some(k) => {
                 let config = spec.get("pluginConfig").cloned().unwrap_or(Value::Object(Default::default()));
@@ -105,7 +104,7 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
                 else {
                     continue;
                 };
-                if let Some(k) = lookup(name) {
+                if let Some(k) = crate::filters::module(name) {
                     if let Err(e) = (k.validate)(value.as_bytes()) {
                         errors.push(err(
                             &format!("/spec/configPatches/{i}/patch/value/typed_config/config/configuration/value"),

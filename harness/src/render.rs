@@ -8,8 +8,8 @@
 //! the later of its preference and the previous filter's phase, so the listed order always holds;
 //! priorities fall along the list.
 
-use crate::composition::{Composition, Workload};
-use crate::filters::lookup;
+use crate::composition::{Composition, FilterEntry, Workload};
+use crate::filters::{module, BUNDLE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -43,28 +43,32 @@ struct Placed<'a> {
     phase: &'static str,
     priority: i64,
     config: &'a Value,
+    fail_strategy: String,
 }
 
-fn place(w: &Workload) -> Vec<Placed<'_>> {
-    let n = w.filters.len() as i64;
+fn place<'a>(c: &Composition, w: &Workload, modules: &'a [FilterEntry]) -> Vec<Placed<'a>> {
+    let n = modules.len() as i64;
     let mut phase = 0usize;
-    w.filters
+    modules
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            phase = phase.max(preferred_phase(&f.name));
+            // The bundle runs where its first filter would.
+            let first = if f.name == BUNDLE.name { w.filters.first().map_or("", |f| f.name.as_str()) } else { &f.name };
+            phase = phase.max(preferred_phase(first));
             Placed {
                 filter: &f.name,
                 phase: PHASES.get(phase).copied().unwrap_or("UNSPECIFIED_PHASE"),
                 priority: (n - i as i64) * 10,
                 config: &f.plugin_config,
+                fail_strategy: module_fail_strategy(c, w, &f.name),
             }
         })
         .collect()
 }
 
 fn url(c: &Composition, filter: &str) -> String {
-    let file = lookup(filter).map(|k| k.module_file()).unwrap_or_else(|| format!("{filter}.wasm"));
+    let file = module(filter).map(|k| k.module_file()).unwrap_or_else(|| format!("{filter}.wasm"));
     match &c.defaults.module_dir {
         Some(dir) => format!("file://{}/{file}", dir.trim_end_matches('/')),
         None => format!("oci://{}/{filter}:{}", c.defaults.registry.trim_end_matches('/'), c.defaults.tag),
@@ -77,6 +81,16 @@ fn digest(c: &Composition, filter: &str) -> Option<String> {
 
 fn fail_strategy(c: &Composition, filter: &str) -> String {
     c.defaults.fail_strategy.get(filter).cloned().unwrap_or_else(|| default_fail_strategy(filter).to_string())
+}
+
+/// A module's failStrategy; a bundle's is `FAIL_CLOSE` when any of its filters' is (unless
+/// `defaults.failStrategy.meshplug` says otherwise): one broken module must not open the door.
+fn module_fail_strategy(c: &Composition, w: &Workload, module: &str) -> String {
+    if module != BUNDLE.name || c.defaults.fail_strategy.contains_key(module) {
+        return fail_strategy(c, module);
+    }
+    let closes = w.filters.iter().any(|f| fail_strategy(c, &f.name) == "FAIL_CLOSE");
+    if closes { "FAIL_CLOSE" } else { "FAIL_OPEN" }.to_string()
 }
 
 fn yaml(docs: &[Value]) -> anyhow::Result<String> {
@@ -108,7 +122,7 @@ fn wasm_plugin(c: &Composition, w: &Workload, p: &Placed) -> Value {
         "pluginConfig": p.config,
         "phase": p.phase,
         "priority": p.priority,
-        "failStrategy": fail_strategy(c, p.filter),
+        "failStrategy": p.fail_strategy,
         "type": "HTTP",
     });
     if let Some(d) = digest(c, p.filter) {
@@ -160,7 +174,7 @@ fn envoy_filter(c: &Composition, w: &Workload, index: usize, p: &Placed) -> Valu
             "root_id": p.filter,
             "vm_config": { "vm_id": "", "runtime": "envoy.wasm.runtime.v8", "code": code },
             "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": p.config.to_string() },
-            "failure_policy": if fail_strategy(c, p.filter) == "FAIL_OPEN" { "FAIL_OPEN" } else { "FAIL_CLOSED" }
+            "failure_policy": if p.fail_strategy == "FAIL_OPEN" { "FAIL_OPEN" } else { "FAIL_CLOSED" }
         }
     });
     let mut listener_match = json!({ "filterChain": { "filter": { "name": "envoy.filters.network.http_connection_manager",
@@ -199,7 +213,8 @@ pub fn render(c: &Composition, envoyfilter: bool) -> anyhow::Result<Rendered> {
     let mut out = Rendered::new();
     for w in &c.workloads {
         let mut resources = Vec::new();
-        for (i, p) in place(w).iter().enumerate() {
+        let modules = w.modules();
+        for (i, p) in place(c, w, &modules).iter().enumerate() {
             let (file, doc) = if envoyfilter {
                 (format!("envoyfilter-{}.yaml", p.filter), envoy_filter(c, w, i, p))
             } else {

@@ -3,7 +3,7 @@
 //! BoringSSL when the host offers it and a bounded cache of verified tokens.
 //!
 //! [`config`], [`jwks`], [`token`], [`verify`], [`policy`], [`cache`], [`remote`] and [`logic`] are free of
-//! host calls; the proxy-wasm glue is in `glue.rs`.
+//! host calls; the proxy-wasm glue is in `stage.rs`.
 
 pub mod cache;
 pub mod config;
@@ -19,5 +19,11 @@ pub mod verify;
 pub mod testkit;
 
 // The glue is left out of test builds, so the logic tests also run as plain WASI programs.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+pub mod stage;
+
+// `jwt_authz.wasm`: this filter alone. Off when the filter is linked into the bundle (`meshplug.wasm`).
 #[cfg(all(target_arch = "wasm32", not(test), feature = "module"))]
-mod glue;
+proxy_wasm::main! {{
+    meshplug_common::wasm::chain::start(logic::FILTER, |config, instance| Ok(vec![stage::build(config, instance)?]));
+}}

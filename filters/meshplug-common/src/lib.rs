@@ -6,6 +6,7 @@
 //! [`reply`] (the filter's decision). The proxy-wasm implementations of the host traits, the logger,
 //! the panic hook and request parking are in `wasm` (Wasm builds only).
 
+pub mod chain;
 pub mod claims;
 pub mod config;
 pub mod counter;

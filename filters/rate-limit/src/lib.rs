@@ -3,7 +3,7 @@
 //! memory.
 //!
 //! This file is only module wiring; [`config`], [`keys`], [`slots`] and [`logic`] are free of host calls
-//! and the proxy-wasm glue is in `glue.rs`.
+//! and the proxy-wasm glue is in `stage.rs`.
 
 pub mod config;
 pub mod keys;
@@ -11,5 +11,11 @@ pub mod logic;
 pub mod slots;
 
 // The glue is left out of test builds, so the logic tests also run as plain WASI programs.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+pub mod stage;
+
+// `rate_limit.wasm`: this filter alone. Off when the filter is linked into the bundle (`meshplug.wasm`).
 #[cfg(all(target_arch = "wasm32", not(test), feature = "module"))]
-mod glue;
+proxy_wasm::main! {{
+    meshplug_common::wasm::chain::start(logic::FILTER, |config, instance| Ok(vec![stage::build(config, instance)?]));
+}}

@@ -3,12 +3,13 @@
 
 use crate::host::{Clock, Metrics, RequestHeaders, RequestProperties, SharedData, SharedDataError};
 use crate::reply::LocalReply;
-use crate::timers::Timers;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{GrpcStatusCode, LogLevel, MapType, MetricType, Status};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
+
+pub mod chain;
 
 /// Forwards `log` records to Envoy with a `[<filter>]` prefix taken from the record's target.
 struct ProxyLogger;
@@ -224,60 +225,4 @@ fn grpc_code(status: u32) -> Option<GrpcStatusCode> {
         16 => Unauthenticated,
         _ => return None,
     })
-}
-
-/// While requests are parked, the root context ticks at this period. The tick bounds the delay error:
-/// a request resumes at most one period (plus scheduling noise) after its deadline.
-pub const PARKED_TICK: Duration = Duration::from_millis(1);
-
-struct Parked {
-    context_id: u32,
-    then: Option<LocalReply>,
-    parked: Rc<Cell<bool>>,
-}
-
-/// Requests parked until a deadline, per worker. One `Parking` is created by the root context and
-/// shared (an `Rc`, same thread) with the HTTP contexts it creates; the root's `on_tick` calls
-/// [`Parking::wake_due`]. Each worker's root context ticks on its own thread, so a request is always
-/// parked and resumed by the worker that owns it. The fast tick runs only while something is parked;
-/// otherwise the root ticks at [`METRICS_FLUSH`].
-#[derive(Clone, Default)]
-pub struct Parking {
-    timers: Rc<RefCell<Timers<Parked>>>,
-}
-
-impl Parking {
-    /// Parks HTTP context `context_id` until `deadline`; then resumes it, or answers with `then`.
-    /// The caller returns `Action::Pause` from its `on_http_request_headers`. The returned flag stays
-    /// `true` until the request is woken (so body callbacks know to keep buffering).
-    pub fn park(&self, context_id: u32, deadline: Duration, then: Option<LocalReply>) -> Rc<Cell<bool>> {
-        let mut timers = self.timers.borrow_mut();
-        if timers.is_empty() {
-            let _ = hostcalls::set_tick_period(PARKED_TICK);
-        }
-        let parked = Rc::new(Cell::new(true));
-        timers.push(deadline, Parked { context_id, then, parked: parked.clone() });
-        parked
-    }
-
-    /// Resumes (or answers) every parked request whose deadline has passed. Call from `on_tick`.
-    pub fn wake_due(&self, now: Duration) {
-        let due = self.timers.borrow_mut().pop_due(now);
-        for parked in due {
-            parked.parked.set(false);
-            // A request whose client went away is no longer known to Envoy: nothing to do.
-            if hostcalls::set_effective_context(parked.context_id).is_err() {
-                continue;
-            }
-            match &parked.then {
-                Some(reply) => send_reply(reply),
-                None => {
-                    let _ = hostcalls::resume_http_request();
-                }
-            }
-        }
-        if self.timers.borrow().is_empty() {
-            let _ = hostcalls::set_tick_period(METRICS_FLUSH);
-        }
-    }
 }

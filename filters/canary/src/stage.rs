@@ -1,0 +1,63 @@
+//! proxy-wasm glue: moves data between Envoy and [`crate::logic`]. Nothing here decides anything.
+//! The chain host (`meshplug_common::wasm::chain`) runs this stage alone in `canary.wasm` and with the
+//! other filters in the bundle.
+
+use crate::logic::{metric_names, Canary, FILTER};
+use meshplug_common::config::ConfigError;
+use meshplug_common::host::{MemoRequest, SeededRandom};
+use meshplug_common::reply::Action as Decided;
+use meshplug_common::wasm::chain::{Stage, Step};
+use meshplug_common::wasm::{ProxyMetrics, ProxyRequest};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
+use std::cell::RefCell;
+
+struct CanaryStage {
+    canary: Canary,
+    metrics: ProxyMetrics,
+    random: RefCell<SeededRandom>,
+}
+
+/// Builds the stage from its pluginConfig (canary keeps no shared state, so it needs no instance name).
+pub fn build(config: &[u8], _instance: &str) -> Result<Box<dyn Stage>, ConfigError> {
+    let canary = Canary::from_json(config)?;
+    let names = metric_names(canary.config());
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let metrics = ProxyMetrics::define(FILTER, &names);
+    let split: Vec<String> =
+        canary.config().split.variants.iter().map(|v| format!("{} {}", v.name, v.weight)).collect();
+    log::info!(
+        "configured: header {}, {} rule(s), split {}, sticky by {:?}",
+        canary.config().header,
+        canary.config().rules.len(),
+        split.join(" / "),
+        canary.config().split.sticky_by
+    );
+    Ok(Box::new(CanaryStage { canary, metrics, random: RefCell::new(SeededRandom::from_entropy()) }))
+}
+
+impl Stage for CanaryStage {
+    fn filter(&self) -> &'static str {
+        FILTER
+    }
+
+    fn on_request_headers(&self) -> Step {
+        let decision = {
+            let mut random = self.random.borrow_mut();
+            self.canary.on_request(&MemoRequest::new(&ProxyRequest), &mut *random, &self.metrics)
+        };
+        // Setting the header replaces any value the client sent; Envoy then re-selects the route.
+        let (name, value) = &decision.route_header;
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        Step { action: Decided::Continue, response_headers: decision.response_headers, notify_done: false }
+    }
+
+    fn on_tick(&self) -> Vec<u32> {
+        self.metrics.flush();
+        Vec::new()
+    }
+
+    fn flush(&self) {
+        self.metrics.flush();
+    }
+}

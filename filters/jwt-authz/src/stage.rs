@@ -1,0 +1,165 @@
+//! proxy-wasm glue: moves data between Envoy and [`crate::logic`]. Nothing here decides anything.
+//! The chain host (`meshplug_common::wasm::chain`) runs this stage alone in `jwt_authz.wasm` and with
+//! the other filters in the bundle.
+
+use crate::logic::{metric_names, Env, JwtAuthz, FILTER};
+use crate::verify::{decode_verify_result, encode_verify_arguments, CryptoHost};
+use meshplug_common::claims::CLAIMS_PROPERTY;
+use meshplug_common::config::ConfigError;
+use meshplug_common::host::{Clock, MemoRequest, SeededRandom};
+use meshplug_common::reply::Action as Decided;
+use meshplug_common::wasm::chain::{Stage, Step};
+use meshplug_common::wasm::{ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData, METRICS_FLUSH};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType, Status};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Tick while some issuer still has no keys (so the first fetch lands quickly).
+const FAST_TICK: Duration = Duration::from_millis(100);
+
+/// Envoy's `verify_signature` foreign function (BoringSSL); remembers when the host lacks it.
+#[derive(Default)]
+struct ProxyCrypto {
+    missing: Cell<bool>,
+}
+
+impl CryptoHost for ProxyCrypto {
+    fn verify_signature(&self, hash: &str, spki: &[u8], signature: &[u8], text: &[u8]) -> Option<bool> {
+        if self.missing.get() {
+            return None;
+        }
+        let args = encode_verify_arguments(hash, spki, signature, text);
+        match hostcalls::call_foreign_function("verify_signature", Some(&args)) {
+            Ok(Some(result)) => Some(decode_verify_result(&result)),
+            Ok(None) => Some(false),
+            Err(Status::NotFound) => {
+                log::info!("the host has no verify_signature function: using pure-Rust verification");
+                self.missing.set(true);
+                None
+            }
+            Err(_) => Some(false),
+        }
+    }
+}
+
+struct JwtStage {
+    authz: JwtAuthz,
+    metrics: ProxyMetrics,
+    crypto: ProxyCrypto,
+    /// Outstanding JWKS fetches: call token → rule index.
+    fetches: RefCell<HashMap<u32, usize>>,
+}
+
+impl JwtStage {
+    fn env(&self) -> Env<'_> {
+        Env { metrics: &self.metrics, crypto: &self.crypto, shared: &ProxySharedData, now: ProxyClock.now() }
+    }
+}
+
+/// Builds the stage from its pluginConfig; `instance` keeps two plugins' JWKS state apart.
+pub fn build(config: &[u8], instance: &str) -> Result<Box<dyn Stage>, ConfigError> {
+    let authz = JwtAuthz::from_json(config, instance, &mut SeededRandom::from_entropy())?;
+    let names = metric_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let metrics = ProxyMetrics::define(FILTER, &names);
+    for r in &authz.config().jwt_rules {
+        log::info!(
+            "issuer {}: keys {}",
+            r.issuer,
+            match &r.remote_jwks {
+                Some(remote) => format!("fetched from cluster {} path {}", remote.cluster, remote.path),
+                None => "inline".into(),
+            }
+        );
+    }
+    log::info!(
+        "configured: {} JWT rule(s), {} policy(ies), cache {}",
+        authz.config().jwt_rules.len(),
+        authz.config().policies.len(),
+        authz.config().cache_size
+    );
+    Ok(Box::new(JwtStage { authz, metrics, crypto: ProxyCrypto::default(), fetches: RefCell::default() }))
+}
+
+impl Stage for JwtStage {
+    fn filter(&self) -> &'static str {
+        FILTER
+    }
+
+    fn on_request_headers(&self) -> Step {
+        let outcome = self.authz.on_request(&MemoRequest::new(&ProxyRequest), &self.env());
+        for name in &outcome.remove_headers {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+        }
+        if let Decided::Respond(_) = &outcome.action {
+            return Step::action(outcome.action);
+        }
+        for (name, value) in &outcome.set_headers {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        }
+        if let Some(claims) = &outcome.publish_claims {
+            let _ = hostcalls::set_property(vec![CLAIMS_PROPERTY], Some(claims));
+        }
+        Step::action(outcome.action)
+    }
+
+    fn on_tick(&self) -> Vec<u32> {
+        self.metrics.flush();
+        let env = self.env();
+        let mut tokens = Vec::new();
+        for rule in self.authz.sync_keys(&env) {
+            let Some((cluster, path, authority, timeout)) = self.authz.fetch_target(rule) else { continue };
+            let headers = vec![
+                (":method", "GET"),
+                (":path", path.as_str()),
+                (":authority", authority.as_str()),
+                ("accept", "application/json"),
+            ];
+            match hostcalls::dispatch_http_call(&cluster, headers, None, vec![], timeout) {
+                Ok(token) => {
+                    self.fetches.borrow_mut().insert(token, rule);
+                    tokens.push(token);
+                }
+                Err(e) => self.authz.fetch_done(rule, Err(format!("cannot call cluster {cluster}: {e:?}")), &env),
+            }
+        }
+        tokens
+    }
+
+    fn tick_period(&self) -> Duration {
+        if self.authz.all_keys_loaded() {
+            METRICS_FLUSH
+        } else {
+            FAST_TICK
+        }
+    }
+
+    fn on_http_call_response(&self, token: u32, num_headers: usize, body_size: usize) {
+        let Some(rule) = self.fetches.borrow_mut().remove(&token) else { return };
+        let result = if num_headers == 0 {
+            Err("no response (timeout, connection failure or unknown cluster)".to_string())
+        } else {
+            let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if status != "200" {
+                Err(format!("HTTP status {status}"))
+            } else if body_size > crate::config::MAX_JWKS_BYTES {
+                Err(format!("the body is {body_size} bytes; the maximum is {}", crate::config::MAX_JWKS_BYTES))
+            } else {
+                Ok(hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default())
+            }
+        };
+        self.authz.fetch_done(rule, result, &self.env());
+    }
+
+    fn flush(&self) {
+        self.metrics.flush();
+    }
+}

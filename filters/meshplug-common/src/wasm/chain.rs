@@ -1,0 +1,313 @@
+//! The one proxy-wasm host of every meshplug module: a chain of [`Stage`]s run in one HTTP context.
+//!
+//! A filter's own module is a chain of one stage; the bundle (`meshplug.wasm`) is a chain of several.
+//! Both run exactly this code, so a filter behaves the same in either. Per request the chain runs the
+//! stages' request-header steps in order: a stage that answers (401, 429, an abort) stops the chain; a
+//! stage that waits (a fault delay) parks the request on the worker's root tick, and when the deadline
+//! passes the chain goes on with the next stage. Response headers the stages asked for are put on the
+//! response in reverse order, as Envoy runs encoder filters.
+
+use crate::config::ConfigError;
+use crate::host::Clock;
+use crate::reply::{Action as Decided, LocalReply};
+use crate::timers::Timers;
+use crate::wasm::{self, ProxyClock, METRICS_FLUSH};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// While requests are parked, the root context ticks at this period. The tick bounds the delay error:
+/// a request resumes at most one period (plus scheduling noise) after its deadline.
+pub const PARKED_TICK: Duration = Duration::from_millis(1);
+
+/// What one stage decided for a request.
+#[derive(Debug)]
+pub struct Step {
+    pub action: Decided,
+    /// Headers to put on the response (each replaces an upstream header, except `set-cookie`).
+    pub response_headers: Vec<(String, String)>,
+    /// Call [`Stage::on_done`] when the request ends (e.g. to release a slot).
+    pub notify_done: bool,
+}
+
+impl Step {
+    pub fn action(action: Decided) -> Self {
+        Self { action, response_headers: Vec::new(), notify_done: false }
+    }
+}
+
+/// One filter's proxy-wasm side, built from its pluginConfig in `on_configure`.
+pub trait Stage {
+    /// The filter's name (`fault`, `rate-limit`).
+    fn filter(&self) -> &'static str;
+
+    /// The request-headers step, for the current (effective) HTTP context. The stage may read and change
+    /// request headers and properties; the chain sends a [`Decided::Respond`] reply and parks a
+    /// [`Decided::Pause`].
+    fn on_request_headers(&self) -> Step;
+
+    /// The request is over (its context is gone); only for requests whose step set `notify_done`.
+    fn on_done(&self) {}
+
+    /// Periodic work on the root context (at most every [`Stage::tick_period`]): flush metrics, start
+    /// HTTP calls. Returns the tokens of HTTP calls it dispatched; their responses come back to
+    /// [`Stage::on_http_call_response`].
+    fn on_tick(&self) -> Vec<u32>;
+
+    /// How often the stage wants [`Stage::on_tick`].
+    fn tick_period(&self) -> Duration {
+        METRICS_FLUSH
+    }
+
+    /// The response to an HTTP call this stage dispatched (read it with the `HttpCallResponse*` maps).
+    fn on_http_call_response(&self, _token: u32, _num_headers: usize, _body_size: usize) {}
+
+    /// Hands pending metric increments to Envoy (before the stage is replaced by a new config).
+    fn flush(&self);
+}
+
+/// Builds the stages from the plugin's configuration and name.
+pub type Build = fn(config: &[u8], instance: &str) -> Result<Vec<Box<dyn Stage>>, ConfigError>;
+
+/// Starts a module: installs the logger and panic hook and the chain's root context. `name` is the
+/// module's name as in its log prefix (`fault`, or `meshplug` for the bundle). Call from `main!`.
+pub fn start(name: &'static str, build: Build) {
+    wasm::init(name);
+    MODULE.set(Some((name, build)));
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        let (name, build) = MODULE.get().unwrap_or(("meshplug", |_, _| Ok(Vec::new())));
+        Box::new(ChainRoot::new(name, build))
+    });
+}
+
+thread_local! {
+    /// The module's name and stage builder, set once by [`start`] (the SDK takes a plain fn pointer).
+    static MODULE: Cell<Option<(&'static str, Build)>> = const { Cell::new(None) };
+}
+
+struct Parked {
+    context_id: u32,
+    then: Option<LocalReply>,
+    request: Rc<RequestState>,
+}
+
+/// What a worker's HTTP contexts share with its root context.
+struct Chain {
+    stages: Vec<Box<dyn Stage>>,
+    parked: RefCell<Timers<Parked>>,
+    /// The tick period last asked of Envoy.
+    period: Cell<Duration>,
+    /// The fastest pace at which a stage wants ticks (stages change it, e.g. once keys arrived).
+    stage_period: Cell<Duration>,
+}
+
+impl Chain {
+    /// Asks Envoy for the tick period the chain needs now (fast while something is parked).
+    fn retick(&self) {
+        let want = if self.parked.borrow().is_empty() { self.stage_period.get() } else { PARKED_TICK };
+        if self.period.replace(want) != want {
+            let _ = hostcalls::set_tick_period(want);
+        }
+    }
+
+    /// Runs the stages from `request.next` on for the current context. `Continue` when they all let the
+    /// request through; `Pause` when one answered or parked it.
+    fn run(&self, context_id: u32, request: &Rc<RequestState>) -> Action {
+        while let Some(stage) = self.stages.get(request.next.get()) {
+            let index = request.next.get();
+            request.next.set(index + 1);
+            let step = stage.on_request_headers();
+            if step.notify_done {
+                request.notify.borrow_mut().push(index);
+            }
+            match step.action {
+                Decided::Continue => request.response_headers.borrow_mut().push(step.response_headers),
+                Decided::Respond(reply) => {
+                    request.next.set(usize::MAX);
+                    wasm::send_reply(&reply);
+                    return Action::Pause;
+                }
+                Decided::Pause { delay, then } => {
+                    if then.is_none() {
+                        request.response_headers.borrow_mut().push(step.response_headers);
+                    } else {
+                        request.next.set(usize::MAX);
+                    }
+                    request.parked.set(true);
+                    let deadline = ProxyClock.now() + delay;
+                    self.parked.borrow_mut().push(deadline, Parked { context_id, then, request: request.clone() });
+                    self.retick();
+                    return Action::Pause;
+                }
+            }
+        }
+        Action::Continue
+    }
+
+    /// Resumes (or answers) every parked request whose deadline has passed.
+    fn wake_due(&self, now: Duration) {
+        let due = self.parked.borrow_mut().pop_due(now);
+        for parked in due {
+            parked.request.parked.set(false);
+            // A request whose client went away is no longer known to Envoy: nothing to do.
+            if hostcalls::set_effective_context(parked.context_id).is_err() {
+                continue;
+            }
+            match &parked.then {
+                Some(reply) => wasm::send_reply(reply),
+                None => {
+                    if matches!(self.run(parked.context_id, &parked.request), Action::Continue) {
+                        let _ = hostcalls::resume_http_request();
+                    }
+                }
+            }
+        }
+        self.retick();
+    }
+}
+
+struct ChainRoot {
+    name: &'static str,
+    build: Build,
+    chain: Option<Rc<Chain>>,
+    /// Outstanding HTTP calls: token → stage index.
+    calls: HashMap<u32, usize>,
+    /// When the stages' next tick is due.
+    next_stage_tick: Duration,
+}
+
+impl ChainRoot {
+    fn new(name: &'static str, build: Build) -> Self {
+        Self { name, build, chain: None, calls: HashMap::new(), next_stage_tick: Duration::ZERO }
+    }
+
+    fn tick_stages(&mut self, chain: &Chain) {
+        for (index, stage) in chain.stages.iter().enumerate() {
+            for token in stage.on_tick() {
+                self.calls.insert(token, index);
+            }
+        }
+    }
+}
+
+impl Context for ChainRoot {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _: usize) {
+        let Some(index) = self.calls.remove(&token) else { return };
+        if let Some(stage) = self.chain.as_ref().and_then(|c| c.stages.get(index)) {
+            stage.on_http_call_response(token, num_headers, body_size);
+        }
+    }
+}
+
+impl RootContext for ChainRoot {
+    fn on_vm_start(&mut self, _: usize) -> bool {
+        wasm::log_version(self.name);
+        true
+    }
+
+    fn on_configure(&mut self, _: usize) -> bool {
+        let stages = match (self.build)(&wasm::plugin_configuration(), &wasm::plugin_name(self.name)) {
+            Ok(stages) => stages,
+            Err(e) => return wasm::refuse_config(self.name, &e),
+        };
+        if let Some(previous) = &self.chain {
+            previous.stages.iter().for_each(|s| s.flush());
+        }
+        let stage_period = stages.iter().map(|s| s.tick_period()).min().unwrap_or(METRICS_FLUSH);
+        if stages.len() > 1 {
+            let names: Vec<&str> = stages.iter().map(|s| s.filter()).collect();
+            log::info!(target: self.name, "configured chain: {}", names.join(" → "));
+        }
+        let chain = Rc::new(Chain {
+            stages,
+            parked: RefCell::default(),
+            period: Cell::new(Duration::ZERO),
+            stage_period: Cell::new(stage_period),
+        });
+        chain.retick();
+        self.calls.clear();
+        self.next_stage_tick = Duration::ZERO;
+        self.chain = Some(chain);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(chain) = self.chain.clone() else { return };
+        let now = ProxyClock.now();
+        if !chain.parked.borrow().is_empty() {
+            chain.wake_due(now);
+        }
+        if now >= self.next_stage_tick {
+            self.tick_stages(&chain);
+            let period = chain.stages.iter().map(|s| s.tick_period()).min().unwrap_or(METRICS_FLUSH);
+            self.next_stage_tick = now + period;
+            chain.stage_period.set(period);
+            chain.retick();
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let chain = self.chain.clone()?;
+        Some(Box::new(ChainHttp { id: context_id, chain, request: Rc::new(RequestState::default()) }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One request's progress through the chain, shared with the parking entry while it waits.
+#[derive(Default)]
+struct RequestState {
+    /// The index of the next stage to run (`usize::MAX` once a stage answered).
+    next: Cell<usize>,
+    parked: Cell<bool>,
+    /// Response headers per stage that let the request through, in chain order.
+    response_headers: RefCell<Vec<Vec<(String, String)>>>,
+    /// Stages to tell when the request ends.
+    notify: RefCell<Vec<usize>>,
+}
+
+struct ChainHttp {
+    id: u32,
+    chain: Rc<Chain>,
+    request: Rc<RequestState>,
+}
+
+impl Context for ChainHttp {}
+
+impl HttpContext for ChainHttp {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.chain.run(self.id, &self.request)
+    }
+
+    fn on_http_request_body(&mut self, _: usize, _: bool) -> Action {
+        // While parked, keep the body buffered: letting it through would resume the request early.
+        if self.request.parked.get() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        for headers in self.request.response_headers.borrow().iter().rev() {
+            wasm::add_response_headers(headers);
+        }
+        Action::Continue
+    }
+}
+
+impl Drop for ChainHttp {
+    fn drop(&mut self) {
+        for index in self.request.notify.borrow().iter() {
+            if let Some(stage) = self.chain.stages.get(*index) {
+                stage.on_done();
+            }
+        }
+    }
+}
