@@ -87,14 +87,20 @@ pub fn bundle_config<'a>(chain: impl IntoIterator<Item = (&'a str, &'a serde_jso
     serde_json::json!({ "chain": entries })
 }
 
-/// The bundle's JSON Schema: each chain entry is one filter with that filter's own schema.
+/// The bundle's JSON Schema: each chain entry is one filter with that filter's own schema (its
+/// definitions moved to the top as `<filter>.<name>`).
 fn bundle_schema() -> serde_json::Value {
+    let mut defs = serde_json::Map::new();
     let entries: Vec<serde_json::Value> = FILTERS
         .iter()
         .map(|f| {
             let mut config = (f.schema)();
+            rename_refs(&mut config, f.name);
             if let Some(o) = config.as_object_mut() {
                 o.remove("$schema");
+                if let Some(serde_json::Value::Object(own)) = o.remove("$defs") {
+                    defs.extend(own.into_iter().map(|(k, v)| (format!("{}.{k}", f.name), v)));
+                }
             }
             serde_json::json!({
                 "type": "object",
@@ -112,7 +118,28 @@ fn bundle_schema() -> serde_json::Value {
         "additionalProperties": false,
         "required": ["chain"],
         "properties": { "chain": { "type": "array", "minItems": 1, "items": { "oneOf": entries } } },
+        "$defs": defs,
     })
+}
+
+/// Points every `#/$defs/<name>` reference in `schema` at `#/$defs/<filter>.<name>`.
+fn rename_refs(schema: &mut serde_json::Value, filter: &str) {
+    match schema {
+        serde_json::Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                match v {
+                    serde_json::Value::String(r) if k == "$ref" => {
+                        if let Some(name) = r.strip_prefix("#/$defs/") {
+                            *r = format!("#/$defs/{filter}.{name}");
+                        }
+                    }
+                    _ => rename_refs(v, filter),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|v| rename_refs(v, filter)),
+        _ => {}
+    }
 }
 
 /// The names of all filters, for error messages.

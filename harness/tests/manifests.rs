@@ -27,7 +27,8 @@ fn composition() -> Composition {
 fn render_then_validate_round_trips_for_both_kinds() {
     let c = composition();
     assert_eq!(c.validate(), vec![]);
-    for envoyfilter in [false, true] {
+    for (envoyfilter, bundle) in [(false, false), (true, false), (false, true), (true, true)] {
+        let c = c.clone().bundled(bundle);
         let rendered = render(&c, envoyfilter).unwrap();
         assert_eq!(rendered, render(&c, envoyfilter).unwrap(), "deterministic");
         for (path, text) in &rendered {
@@ -41,20 +42,52 @@ fn render_then_validate_round_trips_for_both_kinds() {
 #[test]
 fn the_committed_manifests_have_not_drifted_and_validate() {
     let c = composition();
-    for (dir, envoyfilter) in [("manifests/rendered", false), ("manifests/envoyfilter", true)] {
-        let rendered = render(&c, envoyfilter).unwrap();
+    for (dir, envoyfilter, bundle) in
+        [("manifests/rendered", false, false), ("manifests/envoyfilter", true, false), ("manifests/bundle", false, true)]
+    {
+        let rendered = render(&c.clone().bundled(bundle), envoyfilter).unwrap();
         for (path, text) in &rendered {
             let committed = std::fs::read_to_string(root().join(dir).join(path)).unwrap_or_default();
             assert!(
                 &committed == text,
-                "{dir}/{path} differs from `meshplug render` today; run:\n  cargo run -p meshplug-harness -- render manifests/composition.yaml -o {dir}{}",
-                if envoyfilter { " --envoyfilter" } else { "" }
+                "{dir}/{path} differs from `meshplug render` today; run:\n  cargo run -p meshplug-harness -- render manifests/composition.yaml -o {dir}{}{}",
+                if envoyfilter { " --envoyfilter" } else { "" },
+                if bundle { " --bundle" } else { "" }
             );
         }
         let (count, errors) = check_dir(&root().join(dir)).unwrap();
         assert!(count > 0);
         assert_eq!(errors, vec![], "{dir}");
     }
+}
+
+/// A bundled workload is one WasmPlugin: the bundle's image, its chain in the listed order, the phase of
+/// its first filter, and FAIL_CLOSE because some of its filters fail closed.
+#[test]
+fn a_bundled_workload_renders_one_wasmplugin() {
+    let rendered = render(&composition().bundled(true), false).unwrap();
+    let payments: Vec<&String> = rendered.keys().filter(|k| k.starts_with("payments/")).collect();
+    assert_eq!(payments, ["payments/kustomization.yaml", "payments/meshplug.yaml"]);
+    let plugin = docs(&rendered["payments/meshplug.yaml"]).remove(0);
+    let spec = &plugin["spec"];
+    assert_eq!(plugin["metadata"]["name"], "payments-meshplug");
+    assert_eq!(spec["url"], "oci://ghcr.io/meshplug/meshplug:0.1.0");
+    assert_eq!((spec["phase"].as_str(), spec["failStrategy"].as_str()), (Some("AUTHN"), Some("FAIL_CLOSE")));
+    let chain: Vec<&str> =
+        spec["pluginConfig"]["chain"].as_array().unwrap().iter().map(|e| e["filter"].as_str().unwrap()).collect();
+    assert_eq!(chain, ["jwt-authz", "rate-limit", "fault"]);
+    let storefront = docs(&rendered["storefront/meshplug.yaml"]).remove(0);
+    assert_eq!(storefront["spec"]["failStrategy"], "FAIL_OPEN", "canary alone fails open");
+    let schema = (meshplug_harness::filters::BUNDLE.schema)();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&spec["pluginConfig"]).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let twice = serde_json::json!({"chain": [{"filter": "fault"}, {"filter": "fault"}]});
+    let e = (meshplug_harness::filters::BUNDLE.validate)(twice.to_string().as_bytes()).unwrap_err();
+    assert_eq!(e.pointer, "/chain/1/filter");
+    let bad = serde_json::json!({"chain": [{"filter": "fault"}, {"filter": "rate-limit", "config": {"rules": [{"name": "a", "limits": [{"requests": 0, "per": "1s"}]}]}}]});
+    let e = (meshplug_harness::filters::BUNDLE.validate)(bad.to_string().as_bytes()).unwrap_err();
+    assert_eq!(e.pointer, "/chain/1/config/rules/0/limits/0/requests");
 }
 
 #[test]
@@ -109,7 +142,7 @@ fn broken_manifests_name_file_resource_pointer_and_reason() {
 
     let mut unknown = rendered_plugin();
     unknown["spec"]["pluginName"] = "nope".into();
-    assert!(errors_of(&unknown).iter().any(|m| m.contains("at /spec/pluginName: unknown meshplug filter \"nope\"")));
+    assert!(errors_of(&unknown).iter().any(|m| m.contains("at /spec/pluginName: unknown meshplug module \"nope\"")));
 
     let mut scheme = rendered_plugin();
     scheme["spec"]["url"] = "ftp://x/y".into();

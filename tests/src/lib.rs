@@ -6,11 +6,49 @@ pub use meshplug_harness::client::{Client, Req, Resp};
 pub use meshplug_harness::local::{Lab, LabBuilder};
 use std::time::Duration;
 
+/// Whether this test binary runs the filters inside the bundle (`meshplug.wasm`) instead of their own
+/// modules. `tests/bundle.rs` includes the filters' end-to-end test files as modules, so the same cases
+/// run both ways; the test binary's name (`bundle-<hash>`, chosen by cargo from the file name) says
+/// which way this process runs them.
+pub fn bundled() -> bool {
+    static BUNDLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *BUNDLED.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().starts_with("bundle-")))
+            .unwrap_or(false)
+    })
+}
+
+/// A lab builder for this binary's packaging (see [`bundled`]).
+pub fn builder() -> LabBuilder {
+    Lab::builder().bundled(bundled())
+}
+
 /// Starts a lab with one filter.
 pub fn lab_with(filter: &str, plugin_config: serde_json::Value) -> Lab {
-    match Lab::builder().filter(filter, plugin_config).start() {
+    match builder().filter(filter, plugin_config).start() {
         Ok(lab) => lab,
         Err(e) => panic!("could not start Envoy: {e:#}"),
+    }
+}
+
+/// The log line a refused config of a lab's first filter produces (`[fault] invalid config at /rules/0`),
+/// for this binary's packaging: inside the bundle the pointer starts at `/chain/0/config`.
+pub fn refusal(line: &str) -> String {
+    const AT: &str = " invalid config at ";
+    match line.split_once(AT) {
+        Some((prefix, rest)) if bundled() => format!("{prefix}{AT}/chain/0/config{rest}"),
+        _ => line.to_string(),
+    }
+}
+
+/// The start of the version line the module logs when its VM starts (`[fault] meshplug fault 0.1.0`).
+pub fn version_line(filter: &str) -> String {
+    if bundled() {
+        format!("[meshplug] meshplug bundle {}", env!("CARGO_PKG_VERSION"))
+    } else {
+        format!("[{filter}] meshplug {filter} {}", env!("CARGO_PKG_VERSION"))
     }
 }
 
@@ -46,7 +84,7 @@ pub fn median(mut xs: Vec<Duration>) -> Duration {
 
 /// Starts Envoy with one filter whose config must be refused, and returns the error (with Envoy's log).
 pub fn start_error(filter: &str, plugin_config: serde_json::Value) -> String {
-    match Lab::builder().filter(filter, plugin_config).start() {
+    match builder().filter(filter, plugin_config).start() {
         Ok(_) => panic!("Envoy started with an invalid {filter} config"),
         Err(e) => format!("{e:#}"),
     }

@@ -1,11 +1,13 @@
 //! All four filters in one chain, in the order a workload gets them (jwt-authz → rate-limit → canary →
 //! fault), against the real Envoy: each sees what the one before decided, and a request stopped early
-//! never reaches the filters after it.
+//! never reaches the filters after it. `tests/bundle.rs` runs these again with the chain in one bundle
+//! module.
 
 use jwt_authz::testkit::token;
-use meshplug_harness::composition::Composition;
+use meshplug_harness::composition::{Composition, Upstream};
 use meshplug_tests::{eventually, metric, LabBuilder, Req};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[test]
 fn jwt_claim_keys_the_rate_limit_and_the_canary_and_a_denied_request_is_never_counted() {
@@ -16,6 +18,7 @@ fn jwt_claim_keys_the_rate_limit_and_the_canary_and_a_denied_request_is_never_co
     let mut builder = LabBuilder::from_composition(&composition, None).unwrap();
     builder.port = 0;
     builder.admin_port = 0;
+    builder.bundle |= meshplug_tests::bundled();
     let order: Vec<&str> = builder.filters.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(order, ["jwt-authz", "rate-limit", "canary", "fault"]);
     let lab = builder.start().unwrap();
@@ -63,4 +66,69 @@ fn jwt_claim_keys_the_rate_limit_and_the_canary_and_a_denied_request_is_never_co
     assert!(eventually(patience, || metric(&lab, "fault", "aborts_injected") == 1));
     let routed = || metric(&lab, "canary", "stable.routed") + metric(&lab, "canary", "canary.routed");
     assert!(eventually(patience, || routed() == 4), "only requests that passed the limiter are routed: {}", routed());
+}
+
+/// A delay early in the chain pauses the request; when it is over the rest of the chain runs (the limiter
+/// counts it, canary routes it), and a delay followed by an abort never reaches the filters after it.
+#[test]
+fn a_delay_resumes_the_chain_at_the_next_filter() {
+    let delay = Duration::from_millis(300);
+    let lab = meshplug_tests::builder()
+        .filter(
+            "fault",
+            json!({"rules": [
+                {"match": [{"headers": {"x-test-fault": {"exact": "delay"}}}], "delay": {"fixedDelay": "300ms"}},
+                {"match": [{"headers": {"x-test-fault": {"exact": "delay-abort"}}}],
+                 "delay": {"fixedDelay": "300ms"}, "abort": {"httpStatus": 503}}
+            ]}),
+        )
+        .filter("rate-limit", json!({"rules": [{"name": "g", "limits": [{"requests": 3, "per": "1h"}]}]}))
+        .filter(
+            "canary",
+            json!({"split": {"variants": [{"name": "stable", "weight": 100}, {"name": "canary", "weight": 0}]},
+                                  "override": {"header": "x-meshplug-override", "allowed": ["canary"]}}),
+        )
+        .upstreams(vec![
+            Upstream { name: "stable".into(), http2: false },
+            Upstream { name: "canary".into(), http2: false },
+        ])
+        .route("/", &[("x-meshplug-variant", "canary")], "canary")
+        .route("/", &[], "stable")
+        .start()
+        .unwrap();
+    let client = lab.envoy.client().unwrap();
+    let send = |fault: &str| {
+        let started = Instant::now();
+        let r =
+            client.send(Req::get("/").header("x-test-fault", fault).header("x-meshplug-override", "canary")).unwrap();
+        (r, started.elapsed())
+    };
+
+    let (r, took) = send("delay");
+    assert!(took >= delay, "delayed {took:?}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["upstream"], "canary", "canary ran after the delay");
+    assert_eq!(r.header("x-meshplug-fault"), Some("delay"));
+    assert_eq!(r.header("ratelimit-remaining"), Some("2"), "the limiter ran after the delay");
+
+    let (r, took) = send("delay-abort");
+    assert!(took >= delay, "delayed {took:?}");
+    assert_eq!((r.status, r.header("x-meshplug-fault")), (503, Some("delay,abort")));
+
+    for remaining in ["1", "0"] {
+        let (r, _) = send("delay");
+        assert_eq!((r.status, r.header("ratelimit-remaining")), (200, Some(remaining)), "the abort was not counted");
+    }
+    let (r, took) = send("delay");
+    assert!(took >= delay, "delayed {took:?}");
+    assert_eq!(r.status, 429, "the limiter answers after the delay");
+    // Envoy runs every filter's response step on a local reply, so the delay is marked on the 429 too.
+    assert_eq!(r.header("x-meshplug-fault"), Some("delay"), "the delayed request is marked even when refused");
+
+    let patience = Duration::from_secs(3);
+    assert!(eventually(patience, || metric(&lab, "fault", "delays_injected") == 5));
+    assert!(eventually(patience, || metric(&lab, "fault", "aborts_injected") == 1));
+    assert!(eventually(patience, || metric(&lab, "rate-limit", "g.allowed") == 3
+        && metric(&lab, "rate-limit", "g.limited") == 1));
+    assert!(eventually(patience, || metric(&lab, "canary", "canary.routed") == 3));
 }

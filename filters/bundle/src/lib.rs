@@ -31,18 +31,20 @@ mod module {
     use meshplug_common::config::{ConfigError, ConfigError as E};
     use meshplug_common::wasm::chain::{start, Stage};
 
-    fn build(config: &[u8], instance: &str) -> Result<Vec<Box<dyn Stage>>, ConfigError> {
-        let entries = parse_chain(config, &super::FILTERS)?;
+    /// Stages for the chain; a filter's refusal is logged under its own prefix, pointing into the bundle's
+    /// config (`[rate-limit] invalid config at /chain/1/config/rules/0/per: ...`).
+    fn build(config: &[u8], instance: &str) -> Result<Vec<Box<dyn Stage>>, (&'static str, ConfigError)> {
+        let entries = parse_chain(config, &super::FILTERS).map_err(|e| (super::NAME, e))?;
         let mut stages = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let stage = match entry.filter.as_str() {
-                "jwt-authz" => jwt_authz::stage::build(&entry.config, instance),
-                "rate-limit" => rate_limit::stage::build(&entry.config, instance),
-                "canary" => canary::stage::build(&entry.config, instance),
-                "fault" => fault::stage::build(&entry.config, instance),
-                other => Err(E::new("", format!("unknown filter {other:?}"))),
+            let (filter, stage) = match entry.filter.as_str() {
+                "jwt-authz" => (jwt_authz::logic::FILTER, jwt_authz::stage::build(&entry.config, instance)),
+                "rate-limit" => (rate_limit::logic::FILTER, rate_limit::stage::build(&entry.config, instance)),
+                "canary" => (canary::logic::FILTER, canary::stage::build(&entry.config, instance)),
+                "fault" => (fault::logic::FILTER, fault::stage::build(&entry.config, instance)),
+                other => (super::NAME, Err(E::new("", format!("unknown filter {other:?}")))),
             };
-            stages.push(stage.map_err(|e| entry.locate(e))?);
+            stages.push(stage.map_err(|e| (filter, entry.locate(e)))?);
         }
         Ok(stages)
     }

@@ -32,7 +32,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The line every filter logs when its VM starts.
 pub fn version_line(filter: &str) -> String {
-    format!("meshplug {filter} {VERSION} (git {GIT_HASH}) starting")
+    // The bundle's module name is `meshplug`.
+    let what = if filter == "meshplug" { "bundle" } else { filter };
+    format!("meshplug {what} {VERSION} (git {GIT_HASH}) starting")
 }
 
 /// The log prefix for a filter: `[fault]`, `[rate-limit]`. Derived from the crate name in a log

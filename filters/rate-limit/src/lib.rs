@@ -17,5 +17,5 @@ pub mod stage;
 // `rate_limit.wasm`: this filter alone. Off when the filter is linked into the bundle (`meshplug.wasm`).
 #[cfg(all(target_arch = "wasm32", not(test), feature = "module"))]
 proxy_wasm::main! {{
-    meshplug_common::wasm::chain::start(logic::FILTER, |config, instance| Ok(vec![stage::build(config, instance)?]));
+    meshplug_common::wasm::chain::start(logic::FILTER, |config, instance| Ok(vec![stage::build(config, instance).map_err(|e| (logic::FILTER, e))?]));
 }}

@@ -70,8 +70,9 @@ pub trait Stage {
     fn flush(&self);
 }
 
-/// Builds the stages from the plugin's configuration and name.
-pub type Build = fn(config: &[u8], instance: &str) -> Result<Vec<Box<dyn Stage>>, ConfigError>;
+/// Builds the stages from the plugin's configuration and name. A refusal names the filter whose log
+/// prefix it is logged under (a bundle's chain-level errors: the bundle's own name).
+pub type Build = fn(config: &[u8], instance: &str) -> Result<Vec<Box<dyn Stage>>, (&'static str, ConfigError)>;
 
 /// Starts a module: installs the logger and panic hook and the chain's root context. `name` is the
 /// module's name as in its log prefix (`fault`, or `meshplug` for the bundle). Call from `main!`.
@@ -212,7 +213,7 @@ impl RootContext for ChainRoot {
     fn on_configure(&mut self, _: usize) -> bool {
         let stages = match (self.build)(&wasm::plugin_configuration(), &wasm::plugin_name(self.name)) {
             Ok(stages) => stages,
-            Err(e) => return wasm::refuse_config(self.name, &e),
+            Err((filter, e)) => return wasm::refuse_config(filter, &e),
         };
         if let Some(previous) = &self.chain {
             previous.stages.iter().for_each(|s| s.flush());
