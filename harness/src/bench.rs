@@ -79,74 +79,94 @@ pub fn bare() -> BenchCase {
     BenchCase { name: "bare Envoy".into(), baseline: None, setup: setup_with(vec![], vec![]), load: Load::Plain }
 }
 
-/// The cases of a suite by name: `rate-limit`.
+/// The suites `meshplug bench` knows; `all` is every case of the others, each once, in one run.
+pub const SUITES: [&str; 6] = ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain"];
+
+/// The cases of a suite by name (see [`SUITES`]).
 pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
-    match name {
-        "rate-limit" => {
-            let native = json!({
-                "name": "envoy.filters.http.local_ratelimit",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-                    "stat_prefix": "local_rate_limit",
-                    "token_bucket": { "max_tokens": 1_000_000_000u64, "tokens_per_fill": 1_000_000_000u64, "fill_interval": "1s" },
-                    "filter_enabled": { "runtime_key": "lrl_enabled", "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
-                    "filter_enforced": { "runtime_key": "lrl_enforced", "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
-                    "enable_x_ratelimit_headers": "DRAFT_VERSION_03"
-                }
-            });
-            let wasm = WasmFilter::new(
-                "rate-limit",
-                module_path("rate-limit")?,
-                json!({"rules": [{"name": "bench", "limits": [{"requests": 1_000_000_000u64, "per": "1s"}]}]}),
-            );
-            Ok(vec![
-                bare(),
-                floor_case(),
-                BenchCase {
-                    name: "native local_ratelimit".into(),
-                    baseline: Some("bare Envoy".into()),
-                    setup: setup_with(vec![], vec![native]),
-                    load: Load::Plain,
-                },
-                BenchCase {
-                    name: "rate_limit.wasm".into(),
-                    baseline: Some("native local_ratelimit".into()),
-                    setup: setup_with(vec![wasm], vec![]),
-                    load: Load::Plain,
-                },
-            ])
+    let parts: Vec<Vec<BenchCase>> = match name {
+        "rate-limit" => vec![rate_limit_cases()?],
+        "jwt-authz" => vec![jwt_cases(&Tokens::mint())?],
+        "canary" => vec![canary_cases()?],
+        "fault" => vec![fault_cases()?],
+        "chain" => vec![chain_cases(&Tokens::mint())?],
+        "all" => {
+            let tokens = Tokens::mint();
+            vec![rate_limit_cases()?, jwt_cases(&tokens)?, canary_cases()?, fault_cases()?, chain_cases(&tokens)?]
         }
-        "jwt-authz" => jwt_suite(),
-        "canary" => canary_suite(),
-        other => anyhow::bail!("unknown benchmark suite {other:?}; known: rate-limit, jwt-authz, canary"),
+        other => anyhow::bail!("unknown benchmark suite {other:?}; known: {}", SUITES.join(", ")),
+    };
+    // Every suite compares with bare Envoy and the no-op module; each case runs once.
+    let mut cases = vec![bare(), noop_case()];
+    for case in parts.into_iter().flatten() {
+        if !cases.iter().any(|c| c.name == case.name) {
+            cases.push(case);
+        }
     }
+    Ok(cases)
 }
 
-/// The Wasm floor: the `publish-claims` test module, which reads one header and does nothing else.
-fn floor_case() -> BenchCase {
-    let floor = WasmFilter::new("publish-claims", crate::filters::module_dir().join("publish_claims.wasm"), json!({}));
+const BARE: &str = "bare Envoy";
+const NOOP: &str = "no-op Wasm filter (floor)";
+
+/// The Wasm floor: a module whose HTTP context does nothing (tests/fixtures/noop).
+fn noop_case() -> BenchCase {
+    let noop = WasmFilter::new("noop", crate::filters::module_dir().join("noop.wasm"), json!({}));
     BenchCase {
-        name: "Wasm floor (near no-op module)".into(),
-        baseline: Some("bare Envoy".into()),
-        setup: setup_with(vec![floor], vec![]),
+        name: NOOP.into(),
+        baseline: Some(BARE.into()),
+        setup: setup_with(vec![noop], vec![]),
         load: Load::Plain,
     }
 }
 
-/// Distinct tokens for the fresh-token cases: five times jwt-authz's default cache and fifty times the
-/// native filter's configured cache, so every request verifies a signature.
-pub const FRESH_TOKENS: usize = 5000;
+fn case(name: &str, baseline: &str, setup: Setup, load: Load) -> BenchCase {
+    BenchCase { name: name.into(), baseline: Some(baseline.into()), setup, load }
+}
 
-fn jwt_suite() -> anyhow::Result<Vec<BenchCase>> {
-    use jwt_authz::testkit::{claims, jwks, mint, ISSUER};
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let keys = jwks(&["rsa"]);
-    eprintln!("minting {FRESH_TOKENS} RS256 tokens…");
-    let fresh: Vec<String> =
-        (0..FRESH_TOKENS).map(|i| mint("RS256", "rsa", Some("rsa-1"), claims(now, &format!("user-{i}")))).collect();
-    let fresh = std::sync::Arc::new(fresh);
-    let repeated = mint("RS256", "rsa", Some("rsa-1"), claims(now, "alice"));
-    let native = vec![
+fn with_routes(mut setup: Setup, routes: Vec<Value>) -> Setup {
+    setup.raw_routes = Some(routes);
+    setup
+}
+
+// ---- the filters' configs, alone and in the chain ----
+
+fn rate_limit_config(key: Option<Value>) -> Value {
+    let mut rule = json!({"name": "bench", "limits": [{"requests": 1_000_000_000u64, "per": "1s"}]});
+    if let Some(k) = key {
+        rule["key"] = k;
+    }
+    json!({ "rules": [rule] })
+}
+
+fn native_local_ratelimit() -> Value {
+    json!({
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "local_rate_limit",
+            "token_bucket": { "max_tokens": 1_000_000_000u64, "tokens_per_fill": 1_000_000_000u64, "fill_interval": "1s" },
+            "filter_enabled": { "runtime_key": "lrl_enabled", "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
+            "filter_enforced": { "runtime_key": "lrl_enforced", "default_value": { "numerator": 100, "denominator": "HUNDRED" } },
+            "enable_x_ratelimit_headers": "DRAFT_VERSION_03"
+        }
+    })
+}
+
+fn jwt_config(keys: &str) -> Value {
+    use jwt_authz::testkit::ISSUER;
+    json!({
+        "jwtRules": [{ "issuer": ISSUER, "audiences": ["payment-api"], "jwks": keys }],
+        "policies": [{ "action": "ALLOW", "rules": [{
+            "from": [{ "source": { "requestPrincipals": [format!("{ISSUER}/*")] } }],
+            "to": [{ "operation": { "paths": ["/bench*"] } }]
+        }] }]
+    })
+}
+
+fn native_jwt(keys: &str) -> Vec<Value> {
+    use jwt_authz::testkit::ISSUER;
+    vec![
         json!({
             "name": "envoy.filters.http.jwt_authn",
             "typed_config": {
@@ -175,58 +195,26 @@ fn jwt_suite() -> anyhow::Result<Vec<BenchCase>> {
                 } } }
             }
         }),
-    ];
-    let wasm = WasmFilter::new(
-        "jwt-authz",
-        module_path("jwt-authz")?,
-        json!({
-            "jwtRules": [{ "issuer": ISSUER, "audiences": ["payment-api"], "jwks": keys }],
-            "policies": [{ "action": "ALLOW", "rules": [{
-                "from": [{ "source": { "requestPrincipals": [format!("{ISSUER}/*")] } }],
-                "to": [{ "operation": { "paths": ["/bench*"] } }]
-            }] }]
-        }),
-    );
-    let header = Load::Header("authorization".into(), format!("Bearer {repeated}"));
-    Ok(vec![
-        bare(),
-        floor_case(),
-        BenchCase {
-            name: "native jwt_authn+rbac, repeated token".into(),
-            baseline: Some("bare Envoy".into()),
-            setup: setup_with(vec![], native.clone()),
-            load: header.clone(),
-        },
-        BenchCase {
-            name: "jwt_authz.wasm, repeated token".into(),
-            baseline: Some("native jwt_authn+rbac, repeated token".into()),
-            setup: setup_with(vec![wasm.clone()], vec![]),
-            load: header,
-        },
-        BenchCase {
-            name: "native jwt_authn+rbac, fresh token".into(),
-            baseline: Some("bare Envoy".into()),
-            setup: setup_with(vec![], native),
-            load: Load::Tokens(fresh.clone()),
-        },
-        BenchCase {
-            name: "jwt_authz.wasm, fresh token".into(),
-            baseline: Some("native jwt_authn+rbac, fresh token".into()),
-            setup: setup_with(vec![wasm], vec![]),
-            load: Load::Tokens(fresh),
-        },
-    ])
+    ]
+}
+
+fn canary_config(sticky_by: Value) -> Value {
+    json!({
+        "rules": [{ "match": [{ "headers": { "x-version": { "exact": "v2" } } }], "variant": "canary" }],
+        "split": { "stickyBy": sticky_by,
+                   "variants": [{ "name": "stable", "weight": 90 }, { "name": "canary", "weight": 10 }] }
+    })
 }
 
 fn answer(m: Value, body: &str) -> Value {
     json!({ "match": m, "direct_response": { "status": 200, "body": { "inline_string": body } } })
 }
 
-/// canary.wasm against Envoy's own header-match route plus a 90/10 percentage split. The routes answer
-/// themselves (`direct_response`): `weighted_clusters` needs upstream clusters, whose cost would blur
-/// the comparison, so the native split is the route-level equivalent, `runtime_fraction`.
-fn canary_suite() -> anyhow::Result<Vec<BenchCase>> {
-    let native_routes = vec![
+/// Envoy's own canary: a header-match route plus a 90/10 percentage split. The routes answer themselves
+/// (`direct_response`): `weighted_clusters` needs upstream clusters, whose cost would blur the
+/// comparison, so the native split is the route-level equivalent, `runtime_fraction`.
+fn native_canary_routes() -> Vec<Value> {
+    vec![
         answer(
             json!({ "prefix": "/", "headers": [{ "name": "x-version", "string_match": { "exact": "v2" } }] }),
             "canary\n",
@@ -237,43 +225,160 @@ fn canary_suite() -> anyhow::Result<Vec<BenchCase>> {
             "canary\n",
         ),
         answer(json!({ "prefix": "/" }), "stable\n"),
-    ];
-    let wasm_routes = vec![
+    ]
+}
+
+/// The routes behind canary.wasm: one header match on the variant it writes.
+fn variant_routes() -> Vec<Value> {
+    vec![
         answer(
             json!({ "prefix": "/", "headers": [{ "name": "x-meshplug-variant", "string_match": { "exact": "canary" } }] }),
             "canary\n",
         ),
         answer(json!({ "prefix": "/" }), "stable\n"),
-    ];
-    let wasm = WasmFilter::new(
-        "canary",
-        module_path("canary")?,
-        json!({
-            "rules": [{ "match": [{ "headers": { "x-version": { "exact": "v2" } } }], "variant": "canary" }],
-            "split": { "stickyBy": { "cookie": "uid" },
-                       "variants": [{ "name": "stable", "weight": 90 }, { "name": "canary", "weight": 10 }] }
-        }),
-    );
-    let load = Load::Header("cookie".into(), "uid=user-42".into());
-    let mut native = setup_with(vec![], vec![]);
-    native.raw_routes = Some(native_routes);
-    let mut with_wasm = setup_with(vec![wasm], vec![]);
-    with_wasm.raw_routes = Some(wasm_routes);
+    ]
+}
+
+/// Faults that never fire: an abort and a delay for requests with a header the load never sends.
+fn fault_config() -> Value {
+    json!({ "rules": [
+        { "match": [{ "headers": { "x-fault": { "exact": "abort" } } }], "abort": { "httpStatus": 503 } },
+        { "match": [{ "headers": { "x-fault": { "exact": "delay" } } }], "delay": { "fixedDelay": "1s" } }
+    ] })
+}
+
+fn native_fault() -> Value {
+    json!({
+        "name": "envoy.filters.http.fault",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+            "abort": { "http_status": 503, "percentage": { "numerator": 100, "denominator": "HUNDRED" } },
+            "headers": [{ "name": "x-fault", "string_match": { "exact": "abort" } }]
+        }
+    })
+}
+
+// ---- the cases ----
+
+fn rate_limit_cases() -> anyhow::Result<Vec<BenchCase>> {
+    let wasm = WasmFilter::new("rate-limit", module_path("rate-limit")?, rate_limit_config(None));
     Ok(vec![
-        BenchCase { load: load.clone(), ..bare() },
-        BenchCase { load: load.clone(), ..floor_case() },
-        BenchCase {
-            name: "native header route + 90/10 split".into(),
-            baseline: Some("bare Envoy".into()),
-            setup: native,
-            load: load.clone(),
-        },
-        BenchCase {
-            name: "canary.wasm (sticky by cookie) + header route".into(),
-            baseline: Some("native header route + 90/10 split".into()),
-            setup: with_wasm,
+        case("native local_ratelimit", BARE, setup_with(vec![], vec![native_local_ratelimit()]), Load::Plain),
+        case("rate_limit.wasm", "native local_ratelimit", setup_with(vec![wasm], vec![]), Load::Plain),
+    ])
+}
+
+/// Tokens for the JWT cases: one repeated, and [`FRESH_TOKENS`] distinct ones.
+pub struct Tokens {
+    keys: String,
+    repeated: String,
+    fresh: std::sync::Arc<Vec<String>>,
+}
+
+impl Tokens {
+    fn mint() -> Self {
+        use jwt_authz::testkit::{claims, jwks, mint};
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        eprintln!("minting {FRESH_TOKENS} RS256 tokens…");
+        let fresh =
+            (0..FRESH_TOKENS).map(|i| mint("RS256", "rsa", Some("rsa-1"), claims(now, &format!("user-{i}")))).collect();
+        Self {
+            keys: jwks(&["rsa"]),
+            repeated: mint("RS256", "rsa", Some("rsa-1"), claims(now, "alice")),
+            fresh: std::sync::Arc::new(fresh),
+        }
+    }
+
+    fn repeated(&self) -> Load {
+        Load::Header("authorization".into(), format!("Bearer {}", self.repeated))
+    }
+}
+
+/// Distinct tokens for the fresh-token cases: five times jwt-authz's default cache and fifty times the
+/// native filter's configured cache, so every request verifies a signature.
+pub const FRESH_TOKENS: usize = 5000;
+
+fn jwt_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
+    let native = native_jwt(&tokens.keys);
+    let wasm = WasmFilter::new("jwt-authz", module_path("jwt-authz")?, jwt_config(&tokens.keys));
+    const NATIVE_REPEATED: &str = "native jwt_authn+rbac, repeated token";
+    const NATIVE_FRESH: &str = "native jwt_authn+rbac, fresh token";
+    Ok(vec![
+        case(NATIVE_REPEATED, BARE, setup_with(vec![], native.clone()), tokens.repeated()),
+        case(
+            "jwt_authz.wasm, repeated token",
+            NATIVE_REPEATED,
+            setup_with(vec![wasm.clone()], vec![]),
+            tokens.repeated(),
+        ),
+        case(NATIVE_FRESH, BARE, setup_with(vec![], native), Load::Tokens(tokens.fresh.clone())),
+        case(
+            "jwt_authz.wasm, fresh token",
+            NATIVE_FRESH,
+            setup_with(vec![wasm], vec![]),
+            Load::Tokens(tokens.fresh.clone()),
+        ),
+    ])
+}
+
+fn canary_cases() -> anyhow::Result<Vec<BenchCase>> {
+    let wasm = WasmFilter::new("canary", module_path("canary")?, canary_config(json!({ "cookie": "uid" })));
+    let load = Load::Header("cookie".into(), "uid=user-42".into());
+    const NATIVE: &str = "native header route + 90/10 split";
+    Ok(vec![
+        case(NATIVE, BARE, with_routes(setup_with(vec![], vec![]), native_canary_routes()), load.clone()),
+        case(
+            "canary.wasm (sticky by cookie) + header route",
+            NATIVE,
+            with_routes(setup_with(vec![wasm], vec![]), variant_routes()),
             load,
-        },
+        ),
+    ])
+}
+
+fn fault_cases() -> anyhow::Result<Vec<BenchCase>> {
+    let wasm = WasmFilter::new("fault", module_path("fault")?, fault_config());
+    Ok(vec![
+        case("native fault, not firing", BARE, setup_with(vec![], vec![native_fault()]), Load::Plain),
+        case("fault.wasm, not firing", NOOP, setup_with(vec![wasm], vec![]), Load::Plain),
+    ])
+}
+
+/// The four filters chained (jwt-authz → rate-limit keyed by `sub` → canary sticky by `sub` → fault not
+/// firing), as four modules and as the bundle, against Envoy's native chain (jwt_authn + rbac +
+/// local_ratelimit + fault + header route with a 90/10 split). One repeated token.
+fn chain_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
+    let configs = [
+        ("jwt-authz", jwt_config(&tokens.keys)),
+        ("rate-limit", rate_limit_config(Some(json!({ "claim": "sub" })))),
+        ("canary", canary_config(json!({ "claim": "sub" }))),
+        ("fault", fault_config()),
+    ];
+    let modules = configs
+        .iter()
+        .map(|(name, config)| Ok(WasmFilter::new(name, module_path(name)?, config.clone())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bundle_config = crate::filters::bundle_config(configs.iter().map(|(name, config)| (*name, config)));
+    let bundle = WasmFilter::new(crate::filters::BUNDLE.name, module_path(crate::filters::BUNDLE.name)?, bundle_config);
+    let mut native = native_jwt(&tokens.keys);
+    native.push(native_local_ratelimit());
+    native.push(native_fault());
+    const NATIVE: &str = "native chain (jwt_authn+rbac+local_ratelimit+fault+route split)";
+    Ok(vec![
+        case(NATIVE, BARE, with_routes(setup_with(vec![], native), native_canary_routes()), tokens.repeated()),
+        case(
+            "four modules chained",
+            NATIVE,
+            with_routes(setup_with(modules, vec![]), variant_routes()),
+            tokens.repeated(),
+        ),
+        case(
+            "bundle (meshplug.wasm), same chain",
+            NATIVE,
+            with_routes(setup_with(vec![bundle], vec![]), variant_routes()),
+            tokens.repeated(),
+        ),
     ])
 }
 
@@ -348,9 +453,18 @@ pub fn run(cases: &[BenchCase], opts: &BenchOptions) -> anyhow::Result<Vec<Bench
             wrk(&url, Duration::from_secs(1), opts.connections, &case.load)?; // warm-up
             let rps = wrk(&url, opts.duration, opts.connections, &case.load)?;
             result.rps.push(rps);
-            result.rss_bytes = envoy.rss_bytes();
-            eprintln!("round {round}/{}: {:<34} {rps:>10.0} req/s", opts.rounds, case.name);
+            eprintln!("round {round}/{}: {:<60} {rps:>10.0} req/s", opts.rounds, case.name);
         }
+    }
+    // Memory: Envoy's resident set with the case's filters loaded at two workers (one VM each), after a
+    // second of load.
+    for (case, result) in cases.iter().zip(results.iter_mut()) {
+        let mut eo = EnvoyOptions::new(opts.envoy.clone());
+        eo.concurrency = 2;
+        eo.log_level = "warning".into();
+        let envoy = RunningEnvoy::start(&case.setup.render(), &eo)?;
+        wrk(&format!("{}/bench", envoy.url()), Duration::from_secs(1), opts.connections, &case.load)?;
+        result.rss_bytes = envoy.rss_bytes();
     }
     Ok(results)
 }
@@ -360,8 +474,8 @@ pub fn table(results: &[BenchResult]) -> String {
     let bare = results.iter().find(|r| r.baseline.is_none()).map(BenchResult::median_rps).unwrap_or(0.0);
     let us = |rps: f64| if rps > 0.0 { 1e6 / rps } else { f64::NAN };
     let mut out = String::from(
-        "| Case | req/s (median) | µs/request | µs added over bare | × bare | compared with | × that |\n\
-         | --- | ---: | ---: | ---: | ---: | --- | ---: |\n",
+        "| Case | req/s (median) | µs/request | µs added over bare | × bare | compared with | × that | RSS MiB, 2 workers |\n\
+         | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n",
     );
     for r in results {
         let rps = r.median_rps();
@@ -372,15 +486,17 @@ pub fn table(results: &[BenchResult]) -> String {
             }
             None => ("—".into(), "—".into()),
         };
+        let rss = r.rss_bytes.map(|b| format!("{:.1}", b as f64 / (1024.0 * 1024.0))).unwrap_or_else(|| "?".into());
         out.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {:+.1} | {:.2} | {} | {} |\n",
+            "| {} | {:.0} | {:.1} | {:+.1} | {:.2} | {} | {} | {} |\n",
             r.name,
             rps,
             us(rps),
             us(rps) - us(bare),
             rps / bare,
             vs,
-            ratio
+            ratio,
+            rss
         ));
     }
     out

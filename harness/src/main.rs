@@ -66,9 +66,11 @@ enum Cmd {
         #[arg(long)]
         bundle: bool,
     },
-    /// Benchmark a suite side by side with wrk (Envoy pinned to CPU 0, wrk to CPU 1), print a table.
+    /// Benchmark side by side with wrk (Envoy pinned to CPU 0, wrk to CPU 1), print a table.
     Bench {
-        /// The suite: `rate-limit`, `jwt-authz` or `canary`.
+        /// The suite: `all` (default: every case below in one run), `rate-limit`, `jwt-authz`, `canary`,
+        /// `fault` or `chain`.
+        #[arg(default_value = "all")]
         suite: String,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
@@ -175,10 +177,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 binary.source
             );
             println!("{}", meshplug_harness::bench::table(&results));
-            for f in meshplug_harness::filters::FILTERS {
+            println!("| Module | bytes | KiB |\n| --- | ---: | ---: |");
+            let modules = meshplug_harness::filters::FILTERS.iter().chain([&meshplug_harness::filters::BUNDLE]);
+            for f in modules {
                 if let Ok(path) = meshplug_harness::filters::module_path(f.name) {
                     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                    println!("module {}: {} bytes ({:.0} KiB)", f.module_file(), size, size as f64 / 1024.0);
+                    println!("| {} | {} | {:.0} |", f.module_file(), size, size as f64 / 1024.0);
                 }
             }
             Ok(ExitCode::SUCCESS)

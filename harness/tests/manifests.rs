@@ -42,9 +42,11 @@ fn render_then_validate_round_trips_for_both_kinds() {
 #[test]
 fn the_committed_manifests_have_not_drifted_and_validate() {
     let c = composition();
-    for (dir, envoyfilter, bundle) in
-        [("manifests/rendered", false, false), ("manifests/envoyfilter", true, false), ("manifests/bundle", false, true)]
-    {
+    for (dir, envoyfilter, bundle) in [
+        ("manifests/rendered", false, false),
+        ("manifests/envoyfilter", true, false),
+        ("manifests/bundle", false, true),
+    ] {
         let rendered = render(&c.clone().bundled(bundle), envoyfilter).unwrap();
         for (path, text) in &rendered {
             let committed = std::fs::read_to_string(root().join(dir).join(path)).unwrap_or_default();

@@ -4,12 +4,10 @@
 
 use crate::logic::{metric_names, Canary, FILTER};
 use meshplug_common::config::ConfigError;
-use meshplug_common::host::{MemoRequest, SeededRandom};
+use meshplug_common::host::SeededRandom;
 use meshplug_common::reply::Action as Decided;
-use meshplug_common::wasm::chain::{Stage, Step};
-use meshplug_common::wasm::{ProxyMetrics, ProxyRequest};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
+use meshplug_common::wasm::chain::{ChainRequest, Stage, Step};
+use meshplug_common::wasm::ProxyMetrics;
 use std::cell::RefCell;
 
 struct CanaryStage {
@@ -41,14 +39,14 @@ impl Stage for CanaryStage {
         FILTER
     }
 
-    fn on_request_headers(&self) -> Step {
+    fn on_request_headers(&self, req: &ChainRequest) -> Step {
         let decision = {
             let mut random = self.random.borrow_mut();
-            self.canary.on_request(&MemoRequest::new(&ProxyRequest), &mut *random, &self.metrics)
+            self.canary.on_request(req, &mut *random, &self.metrics)
         };
         // Setting the header replaces any value the client sent; Envoy then re-selects the route.
         let (name, value) = &decision.route_header;
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        req.set_header(name, Some(value));
         Step { action: Decided::Continue, response_headers: decision.response_headers, notify_done: false }
     }
 

@@ -4,10 +4,10 @@
 
 use crate::logic::{Env, Fault, FAULT_HEADER, FILTER, METRIC_NAMES};
 use meshplug_common::config::ConfigError;
-use meshplug_common::host::{MemoRequest, SeededRandom};
+use meshplug_common::host::SeededRandom;
 use meshplug_common::reply::Action as Decided;
-use meshplug_common::wasm::chain::{Stage, Step};
-use meshplug_common::wasm::{ProxyMetrics, ProxyRequest, ProxySharedData};
+use meshplug_common::wasm::chain::{ChainRequest, Stage, Step};
+use meshplug_common::wasm::{ProxyMetrics, ProxySharedData};
 use std::cell::RefCell;
 
 struct FaultStage {
@@ -35,11 +35,11 @@ impl Stage for FaultStage {
         FILTER
     }
 
-    fn on_request_headers(&self) -> Step {
+    fn on_request_headers(&self, req: &ChainRequest) -> Step {
         let decision = {
             let mut random = self.random.borrow_mut();
             let mut env = Env { random: &mut *random, shared: &ProxySharedData, metrics: &self.metrics };
-            self.fault.on_request(&MemoRequest::new(&ProxyRequest), &mut env)
+            self.fault.on_request(req, &mut env)
         };
         let mut response_headers = Vec::new();
         if decision.delayed && matches!(decision.action, Decided::Pause { then: None, .. }) {

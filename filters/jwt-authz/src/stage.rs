@@ -6,10 +6,10 @@ use crate::logic::{metric_names, Env, JwtAuthz, FILTER};
 use crate::verify::{decode_verify_result, encode_verify_arguments, CryptoHost};
 use meshplug_common::claims::CLAIMS_PROPERTY;
 use meshplug_common::config::ConfigError;
-use meshplug_common::host::{Clock, MemoRequest, SeededRandom};
+use meshplug_common::host::{Clock, SeededRandom};
 use meshplug_common::reply::Action as Decided;
-use meshplug_common::wasm::chain::{Stage, Step};
-use meshplug_common::wasm::{ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData, METRICS_FLUSH};
+use meshplug_common::wasm::chain::{ChainRequest, Stage, Step};
+use meshplug_common::wasm::{ProxyClock, ProxyMetrics, ProxySharedData, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, Status};
 use std::cell::{Cell, RefCell};
@@ -54,7 +54,11 @@ struct JwtStage {
 
 impl JwtStage {
     fn env(&self) -> Env<'_> {
-        Env { metrics: &self.metrics, crypto: &self.crypto, shared: &ProxySharedData, now: ProxyClock.now() }
+        self.env_at(ProxyClock.now())
+    }
+
+    fn env_at(&self, now: Duration) -> Env<'_> {
+        Env { metrics: &self.metrics, crypto: &self.crypto, shared: &ProxySharedData, now }
     }
 }
 
@@ -88,19 +92,19 @@ impl Stage for JwtStage {
         FILTER
     }
 
-    fn on_request_headers(&self) -> Step {
-        let outcome = self.authz.on_request(&MemoRequest::new(&ProxyRequest), &self.env());
+    fn on_request_headers(&self, req: &ChainRequest) -> Step {
+        let outcome = self.authz.on_request(req, &self.env_at(req.now()));
         for name in &outcome.remove_headers {
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+            req.set_header(name, None);
         }
         if let Decided::Respond(_) = &outcome.action {
             return Step::action(outcome.action);
         }
         for (name, value) in &outcome.set_headers {
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+            req.set_header(name, Some(value));
         }
         if let Some(claims) = &outcome.publish_claims {
-            let _ = hostcalls::set_property(vec![CLAIMS_PROPERTY], Some(claims));
+            req.set_property(&[CLAIMS_PROPERTY], claims);
         }
         Step::action(outcome.action)
     }

@@ -34,36 +34,6 @@ pub fn parse_ip(s: &str) -> Option<std::net::IpAddr> {
     s.parse::<std::net::IpAddr>().ok().or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
-/// A request view that remembers every header it has read, so logic that asks for `:path` three
-/// times costs one host call. Properties are passed through.
-pub struct MemoRequest<'r> {
-    inner: &'r dyn Request,
-    seen: std::cell::RefCell<Vec<(String, Option<String>)>>,
-}
-
-impl<'r> MemoRequest<'r> {
-    pub fn new(inner: &'r dyn Request) -> Self {
-        Self { inner, seen: std::cell::RefCell::new(Vec::with_capacity(8)) }
-    }
-}
-
-impl RequestHeaders for MemoRequest<'_> {
-    fn header(&self, name: &str) -> Option<String> {
-        if let Some((_, v)) = self.seen.borrow().iter().find(|(k, _)| k == name) {
-            return v.clone();
-        }
-        let v = self.inner.header(name);
-        self.seen.borrow_mut().push((name.to_string(), v.clone()));
-        v
-    }
-}
-
-impl RequestProperties for MemoRequest<'_> {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.inner.property(path)
-    }
-}
-
 /// A source of uniformly distributed random numbers.
 pub trait Random {
     /// A number in `0..n` (`n` > 0).

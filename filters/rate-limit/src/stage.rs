@@ -4,10 +4,10 @@
 
 use crate::logic::{describe_key, metric_names, Env, RateLimit, FILTER};
 use meshplug_common::config::ConfigError;
-use meshplug_common::host::{Clock, MemoRequest, SeededRandom};
+use meshplug_common::host::SeededRandom;
 use meshplug_common::reply::Action as Decided;
-use meshplug_common::wasm::chain::{Stage, Step};
-use meshplug_common::wasm::{ProxyClock, ProxyMetrics, ProxyRequest, ProxySharedData};
+use meshplug_common::wasm::chain::{ChainRequest, Stage, Step};
+use meshplug_common::wasm::{ProxyMetrics, ProxySharedData};
 
 struct RateLimitStage {
     limiter: RateLimit,
@@ -39,9 +39,9 @@ impl Stage for RateLimitStage {
         FILTER
     }
 
-    fn on_request_headers(&self) -> Step {
-        let env = Env { shared: &ProxySharedData, metrics: &self.metrics, now: ProxyClock.now() };
-        let verdict = self.limiter.on_request(&MemoRequest::new(&ProxyRequest), &env);
+    fn on_request_headers(&self, req: &ChainRequest) -> Step {
+        let env = Env { shared: &ProxySharedData, metrics: &self.metrics, now: req.now() };
+        let verdict = self.limiter.on_request(req, &env);
         match verdict.action {
             // The reply carries its own rate-limit headers.
             Decided::Respond(reply) => Step::action(Decided::Respond(reply)),

@@ -8,13 +8,13 @@
 //! response in reverse order, as Envoy runs encoder filters.
 
 use crate::config::ConfigError;
-use crate::host::Clock;
+use crate::host::{Clock, RequestHeaders, RequestProperties};
 use crate::reply::{Action as Decided, LocalReply};
 use crate::timers::Timers;
 use crate::wasm::{self, ProxyClock, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, MapType};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -40,15 +40,102 @@ impl Step {
     }
 }
 
+/// The request as the stages of one chain see it, for one request. Every host call crosses the Wasm
+/// boundary (about 1.4 µs each on the benchmark machine when Envoy hands back a value, see
+/// BENCHMARKS.md), so this view reads all request headers with one call when a stage first asks for
+/// one, remembers properties and the time, and keeps its copy up to date when a stage changes a header
+/// or a property: the next stage reads what the previous one wrote without asking Envoy again.
+#[derive(Default)]
+pub struct ChainRequest {
+    headers: RefCell<Option<Vec<(String, String)>>>,
+    properties: RefCell<Vec<KnownProperty>>,
+    now: Cell<Option<Duration>>,
+}
+
+/// A property path and its value (`None`: the host has none).
+type KnownProperty = (Vec<String>, Option<Vec<u8>>);
+
+impl ChainRequest {
+    fn with_headers<T>(&self, f: impl FnOnce(&mut Vec<(String, String)>) -> T) -> T {
+        let mut headers = self.headers.borrow_mut();
+        let headers =
+            headers.get_or_insert_with(|| hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default());
+        f(headers)
+    }
+
+    /// Sets (or with `None` removes) a request header, in Envoy and in this view.
+    pub fn set_header(&self, name: &str, value: Option<&str>) {
+        let absent =
+            || self.headers.borrow().as_ref().is_some_and(|h| !h.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)));
+        if value.is_none() && absent() {
+            return; // nothing to remove: no host call
+        }
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+        if self.headers.borrow().is_some() {
+            self.with_headers(|headers| {
+                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                if let Some(v) = value {
+                    headers.push((name.to_ascii_lowercase(), v.to_string()));
+                }
+            });
+        }
+    }
+
+    /// Sets a property (filter state), in Envoy and in this view.
+    pub fn set_property(&self, path: &[&str], value: &[u8]) {
+        let _ = hostcalls::set_property(path.to_vec(), Some(value));
+        let mut properties = self.properties.borrow_mut();
+        properties.retain(|(p, _)| p.iter().map(String::as_str).ne(path.iter().copied()));
+        properties.push((path.iter().map(|s| s.to_string()).collect(), Some(value.to_vec())));
+    }
+
+    /// Envoy's clock, read once per request.
+    pub fn now(&self) -> Duration {
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = ProxyClock.now();
+        self.now.set(Some(now));
+        now
+    }
+
+    /// Forgets what was read (a request resumed after a delay may have been changed meanwhile).
+    fn forget(&self) {
+        self.headers.replace(None);
+        self.properties.borrow_mut().clear();
+        self.now.set(None);
+    }
+}
+
+impl RequestHeaders for ChainRequest {
+    fn header(&self, name: &str) -> Option<String> {
+        // Envoy hands back the first value of a repeated header; so does this view.
+        self.with_headers(|headers| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()))
+    }
+}
+
+impl RequestProperties for ChainRequest {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        if let Some((_, v)) =
+            self.properties.borrow().iter().find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied()))
+        {
+            return v.clone();
+        }
+        let v = hostcalls::get_property(path.to_vec()).ok().flatten();
+        self.properties.borrow_mut().push((path.iter().map(|s| s.to_string()).collect(), v.clone()));
+        v
+    }
+}
+
 /// One filter's proxy-wasm side, built from its pluginConfig in `on_configure`.
 pub trait Stage {
     /// The filter's name (`fault`, `rate-limit`).
     fn filter(&self) -> &'static str;
 
-    /// The request-headers step, for the current (effective) HTTP context. The stage may read and change
-    /// request headers and properties; the chain sends a [`Decided::Respond`] reply and parks a
-    /// [`Decided::Pause`].
-    fn on_request_headers(&self) -> Step;
+    /// The request-headers step, for the current (effective) HTTP context. The stage reads the request
+    /// and changes its headers and properties through `req`; the chain sends a [`Decided::Respond`]
+    /// reply and parks a [`Decided::Pause`].
+    fn on_request_headers(&self, req: &ChainRequest) -> Step;
 
     /// The request is over (its context is gone); only for requests whose step set `notify_done`.
     fn on_done(&self) {}
@@ -121,7 +208,7 @@ impl Chain {
         while let Some(stage) = self.stages.get(request.next.get()) {
             let index = request.next.get();
             request.next.set(index + 1);
-            let step = stage.on_request_headers();
+            let step = stage.on_request_headers(&request.view);
             if step.notify_done {
                 request.notify.borrow_mut().push(index);
             }
@@ -161,6 +248,7 @@ impl Chain {
             match &parked.then {
                 Some(reply) => wasm::send_reply(reply),
                 None => {
+                    parked.request.view.forget();
                     if matches!(self.run(parked.context_id, &parked.request), Action::Continue) {
                         let _ = hostcalls::resume_http_request();
                     }
@@ -271,6 +359,7 @@ struct RequestState {
     response_headers: RefCell<Vec<Vec<(String, String)>>>,
     /// Stages to tell when the request ends.
     notify: RefCell<Vec<usize>>,
+    view: ChainRequest,
 }
 
 struct ChainHttp {

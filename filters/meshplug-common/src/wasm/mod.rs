@@ -1,7 +1,7 @@
 //! The proxy-wasm side of the host traits, shared by every filter module (and the bundle).
 //! Everything here is thin: it moves data between Envoy's hostcalls and the pure logic.
 
-use crate::host::{Clock, Metrics, RequestHeaders, RequestProperties, SharedData, SharedDataError};
+use crate::host::{Clock, Metrics, SharedData, SharedDataError};
 use crate::reply::LocalReply;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{GrpcStatusCode, LogLevel, MapType, MetricType, Status};
@@ -78,21 +78,6 @@ pub fn refuse_config(filter: &str, e: &crate::config::ConfigError) -> bool {
 /// Logs the version line; call from the root context's `on_vm_start`.
 pub fn log_version(filter: &str) {
     let _ = hostcalls::log(LogLevel::Info, &format!("[{filter}] {}", crate::version_line(filter)));
-}
-
-/// The request headers of the current HTTP context, read one header at a time as logic asks.
-pub struct ProxyRequest;
-
-impl RequestHeaders for ProxyRequest {
-    fn header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
-    }
-}
-
-impl RequestProperties for ProxyRequest {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        hostcalls::get_property(path.to_vec()).ok().flatten()
-    }
 }
 
 /// Envoy's clock.
