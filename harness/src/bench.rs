@@ -80,7 +80,7 @@ pub fn bare() -> BenchCase {
 }
 
 /// The suites `meshplug bench` knows; `all` is every case of the others, each once, in one run.
-pub const SUITES: [&str; 6] = ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain"];
+pub const SUITES: [&str; 7] = ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps"];
 
 /// The cases of a suite by name (see [`SUITES`]).
 pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
@@ -90,6 +90,8 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         "canary" => vec![canary_cases()?],
         "fault" => vec![fault_cases()?],
         "chain" => vec![chain_cases(&Tokens::mint())?],
+        // Not in `all`: where the bundle's time goes, one filter more per case.
+        "steps" => vec![step_cases(&Tokens::mint())?],
         "all" => {
             let tokens = Tokens::mint();
             vec![rate_limit_cases()?, jwt_cases(&tokens)?, canary_cases()?, fault_cases()?, chain_cases(&tokens)?]
@@ -345,16 +347,42 @@ fn fault_cases() -> anyhow::Result<Vec<BenchCase>> {
     ])
 }
 
-/// The four filters chained (jwt-authz → rate-limit keyed by `sub` → canary sticky by `sub` → fault not
-/// firing), as four modules and as the bundle, against Envoy's native chain (jwt_authn + rbac +
-/// local_ratelimit + fault + header route with a 90/10 split). One repeated token.
-fn chain_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
-    let configs = [
+fn chain_configs(tokens: &Tokens) -> [(&'static str, Value); 4] {
+    [
         ("jwt-authz", jwt_config(&tokens.keys)),
         ("rate-limit", rate_limit_config(Some(json!({ "claim": "sub" })))),
         ("canary", canary_config(json!({ "claim": "sub" }))),
         ("fault", fault_config()),
-    ];
+    ]
+}
+
+/// The bundle with the chain's first 1, 2, 3 and 4 filters: what each filter adds inside the bundle.
+fn step_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
+    let configs = chain_configs(tokens);
+    let mut cases = Vec::new();
+    let mut previous = NOOP.to_string();
+    for n in 1..=configs.len() {
+        let chain = configs.iter().take(n);
+        let names: Vec<&str> = chain.clone().map(|(name, _)| *name).collect();
+        let config = crate::filters::bundle_config(chain.map(|(name, config)| (*name, config)));
+        let bundle = WasmFilter::new(crate::filters::BUNDLE.name, module_path(crate::filters::BUNDLE.name)?, config);
+        let name = format!("bundle: {}", names.join(" → "));
+        cases.push(case(
+            &name,
+            &previous,
+            with_routes(setup_with(vec![bundle], vec![]), variant_routes()),
+            tokens.repeated(),
+        ));
+        previous = name;
+    }
+    Ok(cases)
+}
+
+/// The four filters chained (jwt-authz → rate-limit keyed by `sub` → canary sticky by `sub` → fault not
+/// firing), as four modules and as the bundle, against Envoy's native chain (jwt_authn + rbac +
+/// local_ratelimit + fault + header route with a 90/10 split). One repeated token.
+fn chain_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
+    let configs = chain_configs(tokens);
     let modules = configs
         .iter()
         .map(|(name, config)| Ok(WasmFilter::new(name, module_path(name)?, config.clone())))
