@@ -80,7 +80,7 @@ pub fn bare() -> BenchCase {
 }
 
 /// The suites `meshplug bench` knows; `all` is every case of the others, each once, in one run.
-pub const SUITES: [&str; 7] = ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps"];
+pub const SUITES: [&str; 8] = ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls"];
 
 /// The cases of a suite by name (see [`SUITES`]).
 pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
@@ -92,6 +92,8 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         "chain" => vec![chain_cases(&Tokens::mint())?],
         // Not in `all`: where the bundle's time goes, one filter more per case.
         "steps" => vec![step_cases(&Tokens::mint())?],
+        // Not in `all`: what each kind of host call costs (the no-op module repeating it 10 times).
+        "hostcalls" => vec![hostcall_cases()],
         "all" => {
             let tokens = Tokens::mint();
             vec![rate_limit_cases()?, jwt_cases(&tokens)?, canary_cases()?, fault_cases()?, chain_cases(&tokens)?]
@@ -354,6 +356,29 @@ fn chain_configs(tokens: &Tokens) -> [(&'static str, Value); 4] {
         ("canary", canary_config(json!({ "claim": "sub" }))),
         ("fault", fault_config()),
     ]
+}
+
+/// Host calls priced: the no-op module making one kind of call ten times per request.
+fn hostcall_cases() -> Vec<BenchCase> {
+    const OPS: [&str; 10] = [
+        "get_header",
+        "get_headers",
+        "set_header",
+        "remove_header",
+        "get_property",
+        "set_property",
+        "get_shared",
+        "set_shared",
+        "time",
+        "response_header",
+    ];
+    OPS.iter()
+        .map(|op| {
+            let module = crate::filters::module_dir().join("noop.wasm");
+            let noop = WasmFilter::new("noop", module, json!({ "op": op, "times": 10 }));
+            case(&format!("no-op module + 10 × {op}"), NOOP, setup_with(vec![noop], vec![]), Load::Plain)
+        })
+        .collect()
 }
 
 /// The bundle with the chain's first 1, 2, 3 and 4 filters: what each filter adds inside the bundle.
