@@ -25,6 +25,19 @@ pub fn builder() -> LabBuilder {
     Lab::builder().bundled(bundled())
 }
 
+/// Two echo upstreams, `stable` and `canary`, behind routes on the routing header canary writes
+/// (`x-meshplug-variant: canary` → canary, else stable); the echo reply names the upstream that served.
+pub fn with_variant_upstreams(builder: LabBuilder) -> LabBuilder {
+    use meshplug_harness::composition::Upstream;
+    builder
+        .upstreams(vec![
+            Upstream { name: "stable".into(), http2: false },
+            Upstream { name: "canary".into(), http2: false },
+        ])
+        .route("/", &[("x-meshplug-variant", "canary")], "canary")
+        .route("/", &[], "stable")
+}
+
 /// Starts a lab with one filter.
 pub fn lab_with(filter: &str, plugin_config: serde_json::Value) -> Lab {
     match builder().filter(filter, plugin_config).start() {

@@ -1,7 +1,6 @@
 //! The canary filter against the real Envoy 1.40 (two workers), with two echo upstreams, `stable` and
 //! `canary`, behind routes that match the routing header: the echo reply names the upstream that served.
 
-use meshplug_harness::composition::Upstream;
 use meshplug_tests::{eventually, metric, Lab, Req, Resp};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -9,16 +8,7 @@ use std::time::Duration;
 const CANARY: &str = "canary";
 
 fn lab(config: Value) -> Lab {
-    meshplug_tests::builder()
-        .filter(CANARY, config)
-        .upstreams(vec![
-            Upstream { name: "stable".into(), http2: false },
-            Upstream { name: "canary".into(), http2: false },
-        ])
-        .route("/", &[("x-meshplug-variant", "canary")], "canary")
-        .route("/", &[], "stable")
-        .start()
-        .unwrap()
+    meshplug_tests::with_variant_upstreams(meshplug_tests::builder().filter(CANARY, config)).start().unwrap()
 }
 
 fn config(stable: u32, canary: u32, extra: Value) -> Value {

@@ -4,7 +4,7 @@
 //! module.
 
 use jwt_authz::testkit::token;
-use meshplug_harness::composition::{Composition, Upstream};
+use meshplug_harness::composition::Composition;
 use meshplug_tests::{eventually, metric, LabBuilder, Req};
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -73,7 +73,7 @@ fn jwt_claim_keys_the_rate_limit_and_the_canary_and_a_denied_request_is_never_co
 #[test]
 fn a_delay_resumes_the_chain_at_the_next_filter() {
     let delay = Duration::from_millis(300);
-    let lab = meshplug_tests::builder()
+    let lab = meshplug_tests::with_variant_upstreams(meshplug_tests::builder())
         .filter(
             "fault",
             json!({"rules": [
@@ -88,12 +88,6 @@ fn a_delay_resumes_the_chain_at_the_next_filter() {
             json!({"split": {"variants": [{"name": "stable", "weight": 100}, {"name": "canary", "weight": 0}]},
                                   "override": {"header": "x-meshplug-override", "allowed": ["canary"]}}),
         )
-        .upstreams(vec![
-            Upstream { name: "stable".into(), http2: false },
-            Upstream { name: "canary".into(), http2: false },
-        ])
-        .route("/", &[("x-meshplug-variant", "canary")], "canary")
-        .route("/", &[], "stable")
         .start()
         .unwrap();
     let client = lab.envoy.client().unwrap();

@@ -19,9 +19,7 @@ struct CanaryStage {
 /// Builds the stage from its pluginConfig (canary keeps no shared state, so it needs no instance name).
 pub fn build(config: &[u8], _instance: &str) -> Result<Box<dyn Stage>, ConfigError> {
     let canary = Canary::from_json(config)?;
-    let names = metric_names(canary.config());
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let metrics = ProxyMetrics::define(FILTER, &names);
+    let metrics = ProxyMetrics::define(FILTER, &metric_names(canary.config()));
     let split: Vec<String> =
         canary.config().split.variants.iter().map(|v| format!("{} {}", v.name, v.weight)).collect();
     log::info!(
@@ -50,12 +48,7 @@ impl Stage for CanaryStage {
         Step { action: Decided::Continue, response_headers: decision.response_headers, notify_done: false }
     }
 
-    fn on_tick(&self) -> Vec<u32> {
-        self.metrics.flush();
-        Vec::new()
-    }
-
-    fn flush(&self) {
-        self.metrics.flush();
+    fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
     }
 }

@@ -52,12 +52,7 @@ impl Stage for FaultStage {
         self.fault.finish(&ProxySharedData, &self.metrics);
     }
 
-    fn on_tick(&self) -> Vec<u32> {
-        self.metrics.flush();
-        Vec::new()
-    }
-
-    fn flush(&self) {
-        self.metrics.flush();
+    fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
     }
 }

@@ -65,9 +65,7 @@ impl JwtStage {
 /// Builds the stage from its pluginConfig; `instance` keeps two plugins' JWKS state apart.
 pub fn build(config: &[u8], instance: &str) -> Result<Box<dyn Stage>, ConfigError> {
     let authz = JwtAuthz::from_json(config, instance, &mut SeededRandom::from_entropy())?;
-    let names = metric_names();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let metrics = ProxyMetrics::define(FILTER, &names);
+    let metrics = ProxyMetrics::define(FILTER, &metric_names());
     for r in &authz.config().jwt_rules {
         log::info!(
             "issuer {}: keys {}",
@@ -163,7 +161,7 @@ impl Stage for JwtStage {
         self.authz.fetch_done(rule, result, &self.env());
     }
 
-    fn flush(&self) {
-        self.metrics.flush();
+    fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
     }
 }

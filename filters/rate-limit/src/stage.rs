@@ -18,9 +18,7 @@ struct RateLimitStage {
 pub fn build(config: &[u8], instance: &str) -> Result<Box<dyn Stage>, ConfigError> {
     let limiter = RateLimit::from_json(config, instance)?;
     limiter.prepare(&ProxySharedData, &mut SeededRandom::from_entropy());
-    let names = metric_names(limiter.config());
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let metrics = ProxyMetrics::define(FILTER, &names);
+    let metrics = ProxyMetrics::define(FILTER, &metric_names(limiter.config()));
     for rule in &limiter.config().rules {
         log::info!(
             "rule {}: {} limit(s), key {}, {}",
@@ -51,12 +49,7 @@ impl Stage for RateLimitStage {
         }
     }
 
-    fn on_tick(&self) -> Vec<u32> {
-        self.metrics.flush();
-        Vec::new()
-    }
-
-    fn flush(&self) {
-        self.metrics.flush();
+    fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
     }
 }

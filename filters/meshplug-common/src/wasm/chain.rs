@@ -11,7 +11,7 @@ use crate::config::ConfigError;
 use crate::host::{Clock, RequestHeaders, RequestProperties};
 use crate::reply::{Action as Decided, LocalReply};
 use crate::timers::Timers;
-use crate::wasm::{self, ProxyClock, METRICS_FLUSH};
+use crate::wasm::{self, ProxyClock, ProxyMetrics, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType};
@@ -140,10 +140,16 @@ pub trait Stage {
     /// The request is over (its context is gone); only for requests whose step set `notify_done`.
     fn on_done(&self) {}
 
+    /// The stage's counters (flushed to Envoy on the root tick).
+    fn metrics(&self) -> &ProxyMetrics;
+
     /// Periodic work on the root context (at most every [`Stage::tick_period`]): flush metrics, start
     /// HTTP calls. Returns the tokens of HTTP calls it dispatched; their responses come back to
     /// [`Stage::on_http_call_response`].
-    fn on_tick(&self) -> Vec<u32>;
+    fn on_tick(&self) -> Vec<u32> {
+        self.flush();
+        Vec::new()
+    }
 
     /// How often the stage wants [`Stage::on_tick`].
     fn tick_period(&self) -> Duration {
@@ -153,8 +159,10 @@ pub trait Stage {
     /// The response to an HTTP call this stage dispatched (read it with the `HttpCallResponse*` maps).
     fn on_http_call_response(&self, _token: u32, _num_headers: usize, _body_size: usize) {}
 
-    /// Hands pending metric increments to Envoy (before the stage is replaced by a new config).
-    fn flush(&self);
+    /// Hands pending metric increments to Envoy (also before the stage is replaced by a new config).
+    fn flush(&self) {
+        self.metrics().flush();
+    }
 }
 
 /// Builds the stages from the plugin's configuration and name. A refusal names the filter whose log

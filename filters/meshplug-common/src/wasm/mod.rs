@@ -123,11 +123,11 @@ pub const METRICS_FLUSH: Duration = Duration::from_secs(1);
 impl ProxyMetrics {
     /// Defines `meshplug.<filter>.<name>` for each name. A counter Envoy refuses is logged and then
     /// silently not counted, rather than failing the filter.
-    pub fn define(filter: &str, names: &[&str]) -> Self {
+    pub fn define(filter: &str, names: &[impl AsRef<str>]) -> Self {
         let ids: Vec<Option<u32>> = names
             .iter()
             .map(|name| {
-                let full = crate::metrics::metric_name(filter, name);
+                let full = crate::metrics::metric_name(filter, name.as_ref());
                 match hostcalls::define_metric(MetricType::Counter, &full) {
                     Ok(id) => Some(id),
                     Err(e) => {
