@@ -88,3 +88,23 @@ fn render_writes_the_committed_output() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn render_bundle_writes_one_wasmplugin_per_workload() {
+    let dir = std::env::temp_dir().join(format!("meshplug-cli-render-bundle-{}", std::process::id()));
+    let composition = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/composition.yaml");
+    let (code, out, err) = meshplug(&["render", composition, "-o", dir.to_str().unwrap(), "--bundle"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("payments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["kustomization.yaml", "meshplug.yaml"]);
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/bundle/payments/meshplug.yaml");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("payments/meshplug.yaml")).unwrap(),
+        std::fs::read_to_string(committed).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
