@@ -380,8 +380,17 @@ fn hostcall_cases() -> Vec<BenchCase> {
         case(&format!("no-op module + {times} × {op}"), NOOP, setup_with(vec![noop], vec![]), Load::Plain)
     };
     // The first header read of a request is priced apart: it may cost more than the next ones.
-    let mut cases = vec![repeated("get_header", 1), repeated("get_headers", 1)];
+    let mut cases = vec![repeated("get_header", 1), repeated("get_headers", 1), repeated("set_property", 1)];
     cases.extend(OPS.iter().map(|op| repeated(op, 10)));
+    // What jwt-authz does once per request: remove the token header (a present, ~800-byte header).
+    let token = format!("Bearer {}", "x".repeat(800));
+    let mut remove = repeated("remove_authorization", 1);
+    remove.load = Load::Header("authorization".into(), token.clone());
+    let mut floor = noop_case();
+    floor.name = format!("{NOOP}, with an authorization header");
+    floor.load = Load::Header("authorization".into(), token);
+    remove.baseline = Some(floor.name.clone());
+    cases.extend([floor, remove]);
     cases
 }
 

@@ -41,7 +41,7 @@ impl Step {
 }
 
 /// The request as the stages of one chain see it, for one request. Every host call crosses the Wasm
-/// boundary (0.5–1.6 µs each on the benchmark machine, 3–5 µs for the first read of a request; see
+/// boundary (0.3–2.5 µs each on the benchmark machine, 3–8 µs for the first read of a request; see
 /// BENCHMARKS.md), so this view reads all request headers with one call when a stage first asks for
 /// one, remembers properties and the time, and keeps its copy up to date when a stage changes a header
 /// or a property: the next stage reads what the previous one wrote without asking Envoy again.
