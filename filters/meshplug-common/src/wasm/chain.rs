@@ -197,14 +197,17 @@ struct Chain {
     parked: RefCell<Timers<Parked>>,
     /// The tick period last asked of Envoy.
     period: Cell<Duration>,
-    /// The fastest pace at which a stage wants ticks (stages change it, e.g. once keys arrived).
-    stage_period: Cell<Duration>,
 }
 
 impl Chain {
+    /// The fastest pace at which a stage wants ticks (a stage may change it, e.g. once keys arrived).
+    fn stage_period(&self) -> Duration {
+        self.stages.iter().map(|s| s.tick_period()).min().unwrap_or(METRICS_FLUSH)
+    }
+
     /// Asks Envoy for the tick period the chain needs now (fast while something is parked).
     fn retick(&self) {
-        let want = if self.parked.borrow().is_empty() { self.stage_period.get() } else { PARKED_TICK };
+        let want = if self.parked.borrow().is_empty() { self.stage_period() } else { PARKED_TICK };
         if self.period.replace(want) != want {
             let _ = hostcalls::set_tick_period(want);
         }
@@ -234,7 +237,7 @@ impl Chain {
                         request.next.set(usize::MAX);
                     }
                     request.parked.set(true);
-                    let deadline = ProxyClock.now() + delay;
+                    let deadline = request.view.now() + delay;
                     self.parked.borrow_mut().push(deadline, Parked { context_id, then, request: request.clone() });
                     self.retick();
                     return Action::Pause;
@@ -314,17 +317,11 @@ impl RootContext for ChainRoot {
         if let Some(previous) = &self.chain {
             previous.stages.iter().for_each(|s| s.flush());
         }
-        let stage_period = stages.iter().map(|s| s.tick_period()).min().unwrap_or(METRICS_FLUSH);
         if stages.len() > 1 {
             let names: Vec<&str> = stages.iter().map(|s| s.filter()).collect();
             log::info!(target: self.name, "configured chain: {}", names.join(" → "));
         }
-        let chain = Rc::new(Chain {
-            stages,
-            parked: RefCell::default(),
-            period: Cell::new(Duration::ZERO),
-            stage_period: Cell::new(stage_period),
-        });
+        let chain = Rc::new(Chain { stages, parked: RefCell::default(), period: Cell::new(Duration::ZERO) });
         chain.retick();
         self.calls.clear();
         self.next_stage_tick = Duration::ZERO;
@@ -340,9 +337,7 @@ impl RootContext for ChainRoot {
         }
         if now >= self.next_stage_tick {
             self.tick_stages(&chain);
-            let period = chain.stages.iter().map(|s| s.tick_period()).min().unwrap_or(METRICS_FLUSH);
-            self.next_stage_tick = now + period;
-            chain.stage_period.set(period);
+            self.next_stage_tick = now + chain.stage_period();
             chain.retick();
         }
     }
