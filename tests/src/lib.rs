@@ -103,6 +103,17 @@ pub fn start_error(filter: &str, plugin_config: serde_json::Value) -> String {
     }
 }
 
+/// Starts Envoy with each config of `filter`, which must be refused with the given log line (see
+/// [`refusal`]) and without a VM panic.
+pub fn assert_refused<'a>(filter: &str, cases: impl IntoIterator<Item = (serde_json::Value, &'a str)>) {
+    for (config, expected) in cases {
+        let log = start_error(filter, config);
+        let expected = refusal(expected);
+        assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+        assert!(!log.contains("panic"), "{log}");
+    }
+}
+
 /// Connections each of the two workers accepted (from the listener's per-worker stats).
 pub fn per_worker_connections(lab: &Lab) -> Vec<u64> {
     let stats = lab.envoy.stats().unwrap_or_default();

@@ -144,12 +144,5 @@ fn invalid_configs_are_refused_at_load_with_the_field_named() {
         ),
         (json!({"split": {"variants": []}}), "[canary] invalid config at /split/variants: at least one variant"),
     ];
-    for (c, expected) in cases {
-        let err = match meshplug_tests::builder().filter(CANARY, c).start() {
-            Ok(_) => panic!("started"),
-            Err(e) => format!("{e:#}"),
-        };
-        let expected = meshplug_tests::refusal(expected);
-        assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
-    }
+    meshplug_tests::assert_refused(CANARY, cases);
 }

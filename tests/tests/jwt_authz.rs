@@ -291,12 +291,5 @@ fn invalid_configs_are_refused_at_load_with_the_field_named() {
             "[jwt-authz] invalid config at /policies/0/action: unknown variant `CUSTOM`",
         ),
     ];
-    for (config, expected) in cases {
-        let err = match meshplug_tests::builder().filter(JWT, config).start() {
-            Ok(_) => panic!("started"),
-            Err(e) => format!("{e:#}"),
-        };
-        let expected = meshplug_tests::refusal(expected);
-        assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
-    }
+    meshplug_tests::assert_refused(JWT, cases);
 }

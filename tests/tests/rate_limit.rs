@@ -1,6 +1,6 @@
 //! The rate-limit filter against the real Envoy 1.40 with two workers sharing the buckets.
 
-use meshplug_tests::{eventually, lab_with, metric, per_worker_connections, start_error, Lab, Req, Resp};
+use meshplug_tests::{eventually, lab_with, metric, per_worker_connections, Lab, Req, Resp};
 use serde_json::json;
 use std::time::Duration;
 
@@ -253,9 +253,5 @@ fn invalid_configs_are_refused_at_load_with_the_field_named() {
             "[rate-limit] invalid config at /rules/0/limits/0/per:",
         ),
     ];
-    for (config, expected) in cases {
-        let log = start_error(RL, config);
-        let expected = meshplug_tests::refusal(expected);
-        assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
-    }
+    meshplug_tests::assert_refused(RL, cases);
 }
