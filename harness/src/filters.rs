@@ -192,3 +192,18 @@ pub fn module_path(filter: &str) -> anyhow::Result<PathBuf> {
     );
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundle's own list (it cannot link the harness) names the same filters as [`FILTERS`].
+    #[test]
+    fn the_bundle_contains_every_filter() {
+        let mut harness: Vec<&str> = FILTERS.iter().map(|f| f.name).collect();
+        let mut bundle = meshplug::FILTERS.to_vec();
+        harness.sort_unstable();
+        bundle.sort_unstable();
+        assert_eq!(harness, bundle);
+    }
+}

@@ -20,17 +20,16 @@ use std::hash::Hasher;
 
 pub const FILTER: &str = "canary";
 
-/// How a variant was chosen; also the metric names `meshplug.canary.<variant>.<via>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    Override = 0,
-    Rule = 1,
-    Sticky = 2,
-    Random = 3,
-    Cookie = 4,
+meshplug_common::metric_table! {
+    /// How a variant was chosen; also the metric names `meshplug.canary.<variant>.<via>`.
+    pub enum Via / VIA_NAMES {
+        Override => "override",
+        Rule => "rule",
+        Sticky => "sticky",
+        Random => "random",
+        Cookie => "cookie",
+    }
 }
-
-pub const VIA_NAMES: [&str; 5] = ["override", "rule", "sticky", "random", "cookie"];
 /// Per variant: `routed`, then one per [`Via`].
 const PER_VARIANT: usize = 1 + VIA_NAMES.len();
 

@@ -13,19 +13,16 @@ use std::time::Duration;
 /// The filter's name: log prefix `[fault]`, metrics `meshplug.fault.*`.
 pub const FILTER: &str = "fault";
 
-/// Metrics, by index into [`METRIC_NAMES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    DelaysInjected = 0,
-    AbortsInjected = 1,
-    SkippedMaxActive = 2,
-    BadControlHeaders = 3,
-    Errors = 4,
+meshplug_common::metric_table! {
+    /// Metrics, by index into [`METRIC_NAMES`]; full names are `meshplug.fault.<name>`.
+    pub enum Metric / METRIC_NAMES {
+        DelaysInjected => "delays_injected",
+        AbortsInjected => "aborts_injected",
+        SkippedMaxActive => "skipped_max_active",
+        BadControlHeaders => "bad_control_headers",
+        Errors => "errors",
+    }
 }
-
-/// Full names are `meshplug.fault.<name>`.
-pub const METRIC_NAMES: [&str; 5] =
-    ["delays_injected", "aborts_injected", "skipped_max_active", "bad_control_headers", "errors"];
 
 /// Response header that marks an injected fault: `abort`, `delay` or `delay,abort`.
 pub const FAULT_HEADER: &str = "x-meshplug-fault";

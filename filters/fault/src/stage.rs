@@ -26,7 +26,7 @@ pub fn build(config: &[u8], instance: &str) -> Result<Box<dyn Stage>, ConfigErro
         if fault.config().header_control.enabled { "on" } else { "off" },
         fault.config().max_active_faults
     );
-    let metrics = ProxyMetrics::define(FILTER, &METRIC_NAMES);
+    let metrics = ProxyMetrics::define(FILTER, METRIC_NAMES);
     Ok(Box::new(FaultStage { fault, random: RefCell::new(SeededRandom::from_entropy()), metrics }))
 }
 

@@ -20,30 +20,20 @@ use std::time::Duration;
 
 pub const FILTER: &str = "jwt-authz";
 
-/// Metrics (`meshplug.jwt_authz.<name>`): fixed ones, then `tokens_invalid_<reason>` per [`Reason::ALL`].
-pub const FIXED_METRICS: [&str; 9] = [
-    "tokens_valid",
-    "cache_hits",
-    "cache_misses",
-    "jwks_fetch_ok",
-    "jwks_fetch_failed",
-    "jwks_stale",
-    "policy_allow",
-    "policy_deny",
-    "no_token",
-];
-
-#[derive(Debug, Clone, Copy)]
-pub enum Metric {
-    TokensValid = 0,
-    CacheHits = 1,
-    CacheMisses = 2,
-    JwksFetchOk = 3,
-    JwksFetchFailed = 4,
-    JwksStale = 5,
-    PolicyAllow = 6,
-    PolicyDeny = 7,
-    NoToken = 8,
+meshplug_common::metric_table! {
+    /// Metrics (`meshplug.jwt_authz.<name>`): these fixed ones, then `tokens_invalid_<reason>` per
+    /// [`Reason::ALL`].
+    pub enum Metric / FIXED_METRICS {
+        TokensValid => "tokens_valid",
+        CacheHits => "cache_hits",
+        CacheMisses => "cache_misses",
+        JwksFetchOk => "jwks_fetch_ok",
+        JwksFetchFailed => "jwks_fetch_failed",
+        JwksStale => "jwks_stale",
+        PolicyAllow => "policy_allow",
+        PolicyDeny => "policy_deny",
+        NoToken => "no_token",
+    }
 }
 
 pub fn metric_names() -> Vec<String> {

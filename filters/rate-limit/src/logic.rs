@@ -31,19 +31,17 @@ use std::time::Duration;
 /// The filter's name: log prefix `[rate-limit]`, metrics `meshplug.rate_limit.*`.
 pub const FILTER: &str = "rate-limit";
 
-/// Per-rule metrics: `meshplug.rate_limit.<rule>.<name>`; index = rule × len + metric.
-pub const RULE_METRICS: [&str; 7] =
-    ["allowed", "limited", "shadow_limited", "missing_key", "errors", "slots_created", "shared_bucket"];
-
-#[derive(Debug, Clone, Copy)]
-pub enum Metric {
-    Allowed = 0,
-    Limited = 1,
-    ShadowLimited = 2,
-    MissingKey = 3,
-    Errors = 4,
-    SlotsCreated = 5,
-    SharedBucket = 6,
+meshplug_common::metric_table! {
+    /// Per-rule metrics: `meshplug.rate_limit.<rule>.<name>`; index = rule × len + metric.
+    pub enum Metric / RULE_METRICS {
+        Allowed => "allowed",
+        Limited => "limited",
+        ShadowLimited => "shadow_limited",
+        MissingKey => "missing_key",
+        Errors => "errors",
+        SlotsCreated => "slots_created",
+        SharedBucket => "shared_bucket",
+    }
 }
 
 /// The `<rule>.<metric>` names to define, in index order.
