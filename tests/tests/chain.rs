@@ -126,3 +126,39 @@ fn a_delay_resumes_the_chain_at_the_next_filter() {
         && metric(&lab, "rate-limit", "g.limited") == 1));
     assert!(eventually(patience, || metric(&lab, "canary", "canary.routed") == 3));
 }
+
+/// A header one filter writes is what the next filter reads: jwt-authz replaces `x-user` with the
+/// verified `sub` (dropping the client's own value), and rate-limit keys on that header. In the bundle
+/// the second filter reads the chain's copy of the headers, so this also checks that copy is kept
+/// up to date.
+#[test]
+fn a_header_set_by_one_filter_is_read_by_the_next() {
+    use jwt_authz::testkit::{jwks, ISSUER};
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let lab = meshplug_tests::builder()
+        .filter(
+            "jwt-authz",
+            json!({"jwtRules": [{"issuer": ISSUER, "jwks": jwks(&["rsa"]),
+                                 "outputClaimToHeaders": [{"header": "x-user", "claim": "sub"}]}]}),
+        )
+        .filter(
+            "rate-limit",
+            json!({"rules": [{"name": "per-user", "key": {"header": "x-user"}, "onMissingKey": "allow",
+                              "limits": [{"requests": 1, "per": "1h"}]}]}),
+        )
+        .start()
+        .unwrap();
+    let client = lab.envoy.client().unwrap();
+    let as_user = |sub: &str, spoof: &str| {
+        let t = token("RS256", now, sub);
+        let r =
+            client.send(Req::get("/").header("authorization", &format!("Bearer {t}")).header("x-user", spoof)).unwrap();
+        (r.status, r.json()["headers"]["x-user"].as_str().map(str::to_string))
+    };
+    assert_eq!(as_user("alice", "mallory"), (200, Some("alice".to_string())), "the upstream sees the verified sub");
+    assert_eq!(as_user("alice", "eve").0, 429, "alice's second request is limited under her verified sub");
+    assert_eq!(as_user("bob", "alice").0, 200, "bob is keyed as bob, whatever x-user he sends");
+    let patience = Duration::from_secs(3);
+    assert!(eventually(patience, || metric(&lab, "rate-limit", "per-user.allowed") == 2
+        && metric(&lab, "rate-limit", "per-user.limited") == 1));
+}
