@@ -1,5 +1,6 @@
-//! `meshplug render`: a composition's workloads as Istio resources — one WasmPlugin per filter, or the
-//! same chain as EnvoyFilters — plus a `kustomization.yaml` per workload directory. The output is
+//! `meshplug render`: a composition's workloads as Istio resources — one WasmPlugin per filter (one for
+//! the whole chain when the workload is bundled), or the same as EnvoyFilters — plus a
+//! `kustomization.yaml` per workload directory. The output is
 //! deterministic: the same composition gives the same bytes.
 //!
 //! Order: Istio runs Wasm filters by phase (AUTHN, then Istio's jwt_authn, AUTHZ, rbac, STATS,

@@ -9,7 +9,8 @@
 //! and log prefixes are the same.
 
 /// The filters the bundle contains, in the order they usually run.
-pub const FILTERS: [&str; 4] = ["jwt-authz", "rate-limit", "canary", "fault"];
+pub const FILTERS: [&str; 4] =
+    [jwt_authz::logic::FILTER, rate_limit::logic::FILTER, canary::logic::FILTER, fault::logic::FILTER];
 
 /// The bundle's name in its log prefix (`[meshplug]`) and version line.
 pub const NAME: &str = "meshplug";
@@ -28,7 +29,7 @@ pub fn validate(
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod module {
     use meshplug_common::chain::parse_chain;
-    use meshplug_common::config::{ConfigError, ConfigError as E};
+    use meshplug_common::config::ConfigError;
     use meshplug_common::wasm::chain::{start, Stage};
 
     /// Stages for the chain; a filter's refusal is logged under its own prefix, pointing into the bundle's
@@ -37,14 +38,16 @@ mod module {
         let entries = parse_chain(config, &super::FILTERS).map_err(|e| (super::NAME, e))?;
         let mut stages = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let (filter, stage) = match entry.filter.as_str() {
-                "jwt-authz" => (jwt_authz::logic::FILTER, jwt_authz::stage::build(&entry.config, instance)),
-                "rate-limit" => (rate_limit::logic::FILTER, rate_limit::stage::build(&entry.config, instance)),
-                "canary" => (canary::logic::FILTER, canary::stage::build(&entry.config, instance)),
-                "fault" => (fault::logic::FILTER, fault::stage::build(&entry.config, instance)),
-                other => (super::NAME, Err(E::new("", format!("unknown filter {other:?}")))),
+            let build = match entry.filter.as_str() {
+                jwt_authz::logic::FILTER => jwt_authz::stage::build,
+                rate_limit::logic::FILTER => rate_limit::stage::build,
+                canary::logic::FILTER => canary::stage::build,
+                fault::logic::FILTER => fault::stage::build,
+                // parse_chain accepts only FILTERS.
+                other => return Err((super::NAME, ConfigError::new("", format!("unknown filter {other:?}")))),
             };
-            stages.push(stage.map_err(|e| (filter, entry.locate(e)))?);
+            let filter = super::FILTERS.iter().find(|f| **f == entry.filter).copied().unwrap_or(super::NAME);
+            stages.push(build(&entry.config, instance).map_err(|e| (filter, entry.locate(e)))?);
         }
         Ok(stages)
     }
