@@ -9,8 +9,11 @@ use std::path::PathBuf;
 /// One Wasm filter in the chain.
 #[derive(Debug, Clone)]
 pub struct WasmFilter {
-    /// The filter's name; also its `root_id` and plugin name (as Istio sets `pluginName`).
+    /// The filter's name; also its `root_id` (as Istio sets `pluginName`).
     pub name: String,
+    /// The plugin instance's name (Envoy's Wasm config `name` and the HTTP filter's name): unique in
+    /// the chain, as Istio's `<namespace>.<name>` is. The filters key their shared data by it.
+    pub instance: String,
     pub module: PathBuf,
     /// The pluginConfig, passed to the filter as a JSON string.
     pub plugin_config: Value,
@@ -20,7 +23,7 @@ pub struct WasmFilter {
 
 impl WasmFilter {
     pub fn new(name: &str, module: PathBuf, plugin_config: Value) -> Self {
-        Self { name: name.into(), module, plugin_config, failure_policy: "FAIL_CLOSED".into() }
+        Self { name: name.into(), instance: name.into(), module, plugin_config, failure_policy: "FAIL_CLOSED".into() }
     }
 }
 
@@ -67,11 +70,11 @@ fn socket(port: u16) -> Value {
 /// The `envoy.filters.http.wasm` filter entry for one Wasm filter.
 pub fn wasm_http_filter(f: &WasmFilter) -> Value {
     json!({
-        "name": f.name,
+        "name": f.instance,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
             "config": {
-                "name": f.name,
+                "name": f.instance,
                 "root_id": f.name,
                 "vm_config": {
                     "vm_id": "",
@@ -160,6 +163,14 @@ impl Setup {
                                 // An edge proxy: the client address is the TCP peer (appended to
                                 // x-forwarded-for), never taken from a header the client sent.
                                 "use_remote_address": true,
+                                // Paths as an Istio sidecar normalizes them (meshConfig pathNormalization
+                                // BASE: RFC 3986 and backslashes; escaped slashes kept), plus merged
+                                // slashes; the filters match on the same normalized path themselves.
+                                "normalize_path": true,
+                                "merge_slashes": true,
+                                "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+                                // HTTP/1 trailers reach the filters (as HTTP/2 trailers always do).
+                                "http_protocol_options": { "enable_trailers": true },
                                 "route_config": {
                                     "name": "local",
                                     "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }]

@@ -34,6 +34,8 @@ pub struct LabBuilder {
     pub extra_clusters: Vec<(String, u16)>,
     /// Run the suite's filters as one bundle (`meshplug.wasm`) instead of one module each.
     pub bundle: bool,
+    /// Envoy `failure_policy` per module name (default `FAIL_CLOSED`).
+    pub failure_policies: BTreeMap<String, String>,
 }
 
 impl Default for LabBuilder {
@@ -48,6 +50,7 @@ impl Default for LabBuilder {
             envoy: None,
             extra_clusters: vec![],
             bundle: false,
+            failure_policies: BTreeMap::new(),
         }
     }
 }
@@ -56,6 +59,12 @@ impl LabBuilder {
     /// Appends a filter to the chain.
     pub fn filter(mut self, name: &str, plugin_config: Value) -> Self {
         self.filters.push((name.into(), plugin_config));
+        self
+    }
+
+    /// Sets Envoy's `failure_policy` (`FAIL_CLOSED`, `FAIL_OPEN`, `FAIL_RELOAD`) of the module `name`.
+    pub fn failure_policy(mut self, name: &str, policy: &str) -> Self {
+        self.failure_policies.insert(name.into(), policy.into());
         self
     }
 
@@ -123,6 +132,7 @@ impl LabBuilder {
             concurrency: 2,
             envoy: None,
             extra_clusters: vec![],
+            failure_policies: BTreeMap::new(),
         })
     }
 
@@ -154,9 +164,14 @@ impl LabBuilder {
                         }
                     })?,
                 };
-                Ok(WasmFilter::new(name, module, config.clone()))
+                let mut filter = WasmFilter::new(name, module, config.clone());
+                if let Some(policy) = self.failure_policies.get(name) {
+                    filter.failure_policy = policy.clone();
+                }
+                Ok(filter)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let filters = unique_instances(filters);
         let clusters = self
             .upstreams
             .iter()
@@ -197,6 +212,20 @@ impl LabBuilder {
         let envoy = RunningEnvoy::start(&config, &opts)?;
         Ok(Lab { envoy, upstreams, binary, config })
     }
+}
+
+/// Gives a filter that appears more than once in the chain a distinct instance name (`rate-limit`,
+/// `rate-limit.2`, …): Envoy's Wasm config `name`, by which the filters keep their shared data apart.
+pub fn unique_instances(mut filters: Vec<WasmFilter>) -> Vec<WasmFilter> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &mut filters {
+        let n = seen.entry(f.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            f.instance = format!("{}.{n}", f.name);
+        }
+    }
+    filters
 }
 
 impl Lab {

@@ -9,6 +9,8 @@ mod canary;
 mod chain;
 #[path = "fault.rs"]
 mod fault;
+#[path = "hostile.rs"]
+mod hostile;
 #[path = "jwt_authz.rs"]
 mod jwt_authz;
 #[path = "rate_limit.rs"]

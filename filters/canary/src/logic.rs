@@ -14,7 +14,7 @@ use crate::config::{CanaryConfig, StickyBy};
 use meshplug_common::claims::{claim_value, CLAIMS_PROPERTY};
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, Request};
-use meshplug_common::matching::cookie;
+use meshplug_common::path::cookie;
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
 
@@ -109,14 +109,15 @@ impl Canary {
         self.variant_at(b)
     }
 
+    /// The sticky key, as bytes (a header or cookie value that is not UTF-8 is a key like any other).
     fn sticky_key(&self, req: &dyn Request) -> Option<Vec<u8>> {
         let key = match self.config.split.sticky_by.as_ref()? {
-            StickyBy::Cookie(name) => cookie(&req.header("cookie")?, name)?.to_string(),
+            StickyBy::Cookie(name) => cookie_value(req, name)?,
             StickyBy::Header(name) => req.header(name)?,
-            StickyBy::Claim(name) => claim_value(&req.property(&[CLAIMS_PROPERTY])?, name)?,
-            StickyBy::ClientIp => meshplug_common::host::source_ip(req)?.to_string(),
+            StickyBy::Claim(name) => claim_value(&req.property(&[CLAIMS_PROPERTY])?, name)?.into_bytes(),
+            StickyBy::ClientIp => meshplug_common::host::source_ip(req)?.to_string().into_bytes(),
         };
-        (!key.is_empty()).then(|| key.into_bytes())
+        (!key.is_empty()).then_some(key)
     }
 
     fn metric(&self, variant: usize, offset: usize) -> usize {
@@ -129,6 +130,8 @@ impl Canary {
         let mut chosen: Option<(usize, Via)> = None;
         if let Some(o) = &c.override_ {
             if let Some(asked) = req.header(&o.header) {
+                // A value that is not UTF-8 names no variant: refused like any unknown one.
+                let asked = String::from_utf8(asked).unwrap_or_default();
                 match c.variant_index(&asked).filter(|_| o.allowed.contains(&asked)) {
                     Some(i) => chosen = Some((i, Via::Override)),
                     None => metrics.increment(c.split.variants.len() * PER_VARIANT),
@@ -150,7 +153,7 @@ impl Canary {
         }
         if chosen.is_none() {
             if let Some(sc) = &c.split.set_cookie {
-                let pinned = req.header("cookie").and_then(|h| cookie(&h, &sc.name).map(str::to_string));
+                let pinned = cookie_value(req, &sc.name).and_then(|v| String::from_utf8(v).ok());
                 chosen = pinned
                     .and_then(|p| c.variant_index(&p))
                     .filter(|i| c.split.variants.get(*i).is_some_and(|v| v.weight > 0))
@@ -176,6 +179,11 @@ impl Canary {
         }
         Decision { variant: name.clone(), via, route_header: (c.header.clone(), name), response_headers }
     }
+}
+
+/// The first value of cookie `name` across the request's `cookie` headers (HTTP/2 may split them).
+fn cookie_value(req: &dyn Request, name: &str) -> Option<Vec<u8>> {
+    req.header_values("cookie").iter().find_map(|h| cookie(h, name).map(<[u8]>::to_vec))
 }
 
 #[cfg(test)]

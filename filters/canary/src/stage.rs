@@ -43,8 +43,10 @@ impl Stage for CanaryStage {
             self.canary.on_request(req, &mut *random, &self.metrics)
         };
         // Setting the header replaces any value the client sent; Envoy then re-selects the route.
+        // If the host refuses, the request keeps no routing header from us (logged by the chain) and
+        // takes the default route: the stable subset.
         let (name, value) = &decision.route_header;
-        req.set_header(name, Some(value));
+        let _ = req.set_header(name, Some(value));
         Step { action: Decided::Continue, response_headers: decision.response_headers, notify_done: false }
     }
 

@@ -180,15 +180,18 @@ struct Asked {
     abort: Option<(AbortStatus, Percentage)>,
 }
 
-/// Reads the control headers. A malformed one is ignored, counted in `bad_control_headers` and
-/// logged at debug level (clients control these values, so they never reach a warning log).
+/// Reads the control headers. A malformed one (not a number, out of range, not ASCII) is ignored,
+/// counted in `bad_control_headers` and logged at debug level (clients control these values, so they
+/// never reach a warning log).
 fn read_control_headers(req: &dyn RequestHeaders, max_delay: Duration, metrics: &dyn Metrics) -> Asked {
+    // Every control value is a number or a gRPC status name: bytes outside ASCII make it malformed.
+    let header = |name: &str| req.header(name).map(|v| String::from_utf8_lossy(&v).into_owned());
     let bad = |name: &str, value: &str, why: &str| {
         metrics.increment(Metric::BadControlHeaders as usize);
         log::debug!("ignored control header {name}: {why} (value {:?})", truncate(value));
     };
     let percentage = |name: &str| -> Option<Percentage> {
-        let value = req.header(name)?;
+        let value = header(name)?;
         match value.trim().parse::<f64>().map_err(|e| e.to_string()).and_then(Percentage::from_percent) {
             Ok(p) => Some(p),
             Err(why) => {
@@ -198,7 +201,7 @@ fn read_control_headers(req: &dyn RequestHeaders, max_delay: Duration, metrics: 
         }
     };
     let mut asked = Asked::default();
-    if let Some(value) = req.header(H_DELAY) {
+    if let Some(value) = header(H_DELAY) {
         match value.trim().parse::<u64>() {
             Ok(ms) if Duration::from_millis(ms) <= max_delay && ms > 0 => {
                 let pct = percentage(H_DELAY_PCT).unwrap_or(Percentage::ALWAYS);
@@ -209,7 +212,7 @@ fn read_control_headers(req: &dyn RequestHeaders, max_delay: Duration, metrics: 
             Err(_) => bad(H_DELAY, &value, "not a whole number of milliseconds"),
         }
     }
-    let http = req.header(H_ABORT).and_then(|value| {
+    let http = header(H_ABORT).and_then(|value| {
         match value.trim().parse::<u64>().map_err(|e| e.to_string()).and_then(check_http_status) {
             Ok(s) => Some(AbortStatus::Http(s)),
             Err(why) => {
@@ -218,7 +221,7 @@ fn read_control_headers(req: &dyn RequestHeaders, max_delay: Duration, metrics: 
             }
         }
     });
-    let grpc = req.header(H_ABORT_GRPC).and_then(|value| {
+    let grpc = header(H_ABORT_GRPC).and_then(|value| {
         let v = value.trim();
         let code = match v.parse::<u64>() {
             Ok(n) => check_grpc_status(n),

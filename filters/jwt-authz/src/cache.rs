@@ -12,7 +12,8 @@ use std::rc::Rc;
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub rule: usize,
-    pub principal: String,
+    /// `iss/sub`, when the token has a `sub`.
+    pub principal: Option<String>,
     pub claims: Rc<serde_json::Map<String, serde_json::Value>>,
     /// The claims as JSON, for filter state.
     pub claims_json: Rc<Vec<u8>>,

@@ -202,6 +202,17 @@ pub struct Operation {
     pub paths: Vec<String>,
     #[serde(default)]
     pub not_paths: Vec<String>,
+    /// `paths` and `notPaths` compiled (filled when the config is loaded).
+    #[serde(skip)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    pub compiled: CompiledPaths,
+}
+
+/// An operation's path patterns, compiled once.
+#[derive(Debug, Clone, Default)]
+pub struct CompiledPaths {
+    pub paths: Vec<crate::policy::PathPattern>,
+    pub not_paths: Vec<crate::policy::PathPattern>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,6 +235,7 @@ impl JwtAuthzConfig {
         let mut config: JwtAuthzConfig = parse_json(bytes)?;
         config.normalise();
         config.validate()?;
+        config.compile_paths()?;
         Ok(config)
     }
 
@@ -243,6 +255,33 @@ impl JwtAuthzConfig {
                 c.header = c.header.to_ascii_lowercase();
             }
         }
+    }
+
+    /// Compiles every operation's `paths`/`notPaths`, refusing what Istio refuses.
+    fn compile_paths(&mut self) -> Result<(), ConfigError> {
+        for (i, policy) in self.policies.iter_mut().enumerate() {
+            for (j, rule) in policy.rules.iter_mut().enumerate() {
+                for (k, to) in rule.to.iter_mut().enumerate() {
+                    let op =
+                        child(&child(&child(&child(&child(&child("/policies", i), "rules"), j), "to"), k), "operation");
+                    let compile = |list: &[String], field: &str| {
+                        list.iter()
+                            .enumerate()
+                            .map(|(n, p)| {
+                                crate::policy::PathPattern::parse(p)
+                                    .map_err(|e| ConfigError::new(child(&child(&op, field), n), e))
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                    };
+                    let o = &mut to.operation;
+                    o.compiled = CompiledPaths {
+                        paths: compile(&o.paths, "paths")?,
+                        not_paths: compile(&o.not_paths, "notPaths")?,
+                    };
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -11,7 +11,7 @@ use crate::verify::{verify, CryptoHost};
 use meshplug_common::claims::claim_value;
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, RequestHeaders, SharedData};
-use meshplug_common::matching::{cookie, query_param, split_path};
+use meshplug_common::path::{cookies, query_params, split_path};
 use meshplug_common::reply::{Action, LocalReply};
 use meshplug_common::throttle::LogThrottle;
 use std::cell::{Cell, RefCell};
@@ -33,6 +33,8 @@ meshplug_common::metric_table! {
         PolicyAllow => "policy_allow",
         PolicyDeny => "policy_deny",
         NoToken => "no_token",
+        OutputHeadersDropped => "output_headers_dropped",
+        HeaderWriteFailed => "header_write_failed",
     }
 }
 
@@ -77,13 +79,70 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Location {
     Header(String),
-    Param,
-    Cookie,
+    Param(String),
+    Cookie(String),
 }
 
+impl Location {
+    /// Whether `rule` looks for tokens here (Envoy's jwt_authn refuses a token found elsewhere).
+    fn configured_in(&self, rule: &JwtRule) -> bool {
+        match self {
+            Location::Header(h) => rule.from_headers.iter().any(|f| f.name == *h),
+            Location::Param(p) => rule.from_params.contains(p),
+            Location::Cookie(c) => rule.from_cookies.contains(c),
+        }
+    }
+}
+
+/// A token and every location it was found in (the same token may be sent in two places).
 struct Found {
     token: String,
-    location: Location,
+    locations: Vec<Location>,
+}
+
+/// A value that can carry a token: ASCII only (a JWT is base64url and dots), trimmed.
+fn token_text(bytes: &[u8]) -> Result<Option<String>, Reason> {
+    let text = std::str::from_utf8(bytes).ok().filter(|t| t.is_ascii()).ok_or(Reason::NotAscii)?;
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_string()))
+}
+
+/// Control characters (and DEL) must never reach a request header: a claim holding one is dropped.
+fn header_safe(value: &str) -> bool {
+    !value.bytes().any(|b| b < 0x20 || b == 0x7f)
+}
+
+/// The request as policies see it: output headers as the filter writes them for the upstream (a
+/// client's copy removed, the verified value set), as Envoy's jwt_authn writes `claim_to_headers`
+/// before RBAC runs.
+struct WithOutputs<'a> {
+    req: &'a dyn RequestHeaders,
+    removed: &'a [String],
+    set: &'a [(String, String)],
+}
+
+impl WithOutputs<'_> {
+    fn overridden(&self, name: &str) -> Option<Vec<Vec<u8>>> {
+        let set: Vec<Vec<u8>> =
+            self.set.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_bytes().to_vec()).collect();
+        if !set.is_empty() {
+            return Some(set);
+        }
+        self.removed.iter().any(|r| r == name).then(Vec::new)
+    }
+}
+
+impl RequestHeaders for WithOutputs<'_> {
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        match self.overridden(name) {
+            Some(values) => values.into_iter().next(),
+            None => self.req.header(name),
+        }
+    }
+
+    fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
+        self.overridden(name).unwrap_or_else(|| self.req.header_values(name))
+    }
 }
 
 /// One rule's keys: inline (fixed) or remote (refreshed from shared data).
@@ -110,6 +169,7 @@ pub struct JwtAuthz {
     cache: RefCell<TokenCache>,
     logs: Vec<LogThrottle>,
     policy_log: LogThrottle,
+    output_log: LogThrottle,
     last_kid_request: Cell<Duration>,
 }
 
@@ -151,6 +211,7 @@ impl JwtAuthz {
             cache: RefCell::new(cache),
             logs: Reason::ALL.iter().map(|_| LogThrottle::default()).collect(),
             policy_log: LogThrottle::default(),
+            output_log: LogThrottle::default(),
             last_kid_request: Cell::new(Duration::ZERO),
         })
     }
@@ -163,40 +224,62 @@ impl JwtAuthz {
         &self.config
     }
 
-    fn find_tokens(&self, req: &dyn RequestHeaders) -> Vec<Found> {
+    /// Every token of the request, each with the locations it was found in. `Err(Ambiguous)` when a
+    /// configured location holds more than one value; `Err(NotAscii)` for a token that is not ASCII.
+    fn find_tokens(&self, req: &dyn RequestHeaders) -> Result<Vec<Found>, Reason> {
         let mut found: Vec<Found> = Vec::new();
-        let full_path = if self.wants_params { req.header(":path").unwrap_or_default() } else { String::new() };
-        let query = split_path(&full_path).1;
-        let cookies = if self.wants_cookies { req.header("cookie") } else { None };
-        let mut push = |token: &str, location: Location| {
-            let token = token.trim();
-            if !token.is_empty() && !found.iter().any(|f| f.token == token) {
-                found.push(Found { token: token.to_string(), location });
+        let mut push = |token: Option<String>, location: Location| {
+            let Some(token) = token else { return };
+            match found.iter_mut().find(|f| f.token == token) {
+                Some(f) if !f.locations.contains(&location) => f.locations.push(location),
+                Some(_) => {}
+                None => found.push(Found { token, locations: vec![location] }),
             }
         };
+        let full_path = if self.wants_params { req.header(":path").unwrap_or_default() } else { Vec::new() };
+        let query = split_path(&full_path).1;
+        let cookie_headers = if self.wants_cookies { req.header_values("cookie") } else { Vec::new() };
         for rule in &self.config.jwt_rules {
             for h in &rule.from_headers {
-                if let Some(v) = req.header(&h.name) {
-                    let prefix_len = h.prefix.len();
-                    if v.len() >= prefix_len && v.get(..prefix_len).is_some_and(|p| p.eq_ignore_ascii_case(&h.prefix)) {
-                        push(v.get(prefix_len..).unwrap_or(""), Location::Header(h.name.clone()));
-                    }
+                let values = req.header_values(&h.name);
+                let prefix = h.prefix.as_bytes();
+                let carrying: Vec<&[u8]> = values
+                    .iter()
+                    .filter(|v| v.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix)))
+                    .map(|v| v.get(prefix.len()..).unwrap_or(&[]))
+                    .collect();
+                match carrying.as_slice() {
+                    [] => {}
+                    [one] if values.len() == 1 => push(token_text(one)?, Location::Header(h.name.clone())),
+                    _ => return Err(Reason::Ambiguous),
                 }
             }
             for p in &rule.from_params {
-                if let Some(v) = query_param(query, p) {
-                    push(v, Location::Param);
+                let mut values = query_params(query, p);
+                if let Some(v) = values.next() {
+                    if values.next().is_some() {
+                        return Err(Reason::Ambiguous);
+                    }
+                    push(token_text(v)?, Location::Param(p.clone()));
                 }
             }
-            if let Some(c) = &cookies {
-                for name in &rule.from_cookies {
-                    if let Some(v) = cookie(c, name) {
-                        push(v, Location::Cookie);
+            for name in &rule.from_cookies {
+                let mut values = cookie_headers.iter().flat_map(|h| cookies(h, name));
+                if let Some(v) = values.next() {
+                    if values.next().is_some() {
+                        return Err(Reason::Ambiguous);
                     }
+                    push(token_text(v)?, Location::Cookie(name.clone()));
                 }
             }
         }
-        found
+        // One identity per request: two different tokens would give policies, output headers and
+        // published claims a choice to make, and a client the chance to pair a stolen identity with
+        // its own.
+        if found.len() > 1 {
+            return Err(Reason::Ambiguous);
+        }
+        Ok(found)
     }
 
     fn refuse(&self, reason: Reason, issuer: Option<&str>, env: &Env) -> Outcome {
@@ -243,11 +326,12 @@ impl JwtAuthz {
         }
         self.check_signature(rule_index, &d, env).map_err(|r| (r, iss.clone()))?;
         check_times_and_audience(rule, &d, now_secs, skew).map_err(|r| (r, iss.clone()))?;
-        let sub = d.claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
+        // As Istio: a principal only when the token has both `iss` and `sub`.
+        let principal = d.claims.get("sub").and_then(|v| v.as_str()).map(|sub| format!("{}/{sub}", rule.issuer));
         let claims_json = std::mem::take(&mut d.payload_json);
         let verified = Verified {
             rule: rule_index,
-            principal: format!("{}/{sub}", rule.issuer),
+            principal,
             expires: numeric(&d.claims, "exp").unwrap_or(f64::INFINITY),
             claims: Rc::new(d.claims),
             claims_json: Rc::new(claims_json),
@@ -294,44 +378,70 @@ impl JwtAuthz {
             set_headers: vec![],
             publish_claims: None,
         };
-        let found = self.find_tokens(req);
+        let found = match self.find_tokens(req) {
+            Ok(found) => found,
+            Err(reason) => return self.refuse(reason, None, env),
+        };
         if found.is_empty() && !self.config.jwt_rules.is_empty() {
             env.metrics.increment(Metric::NoToken as usize);
         }
-        let mut verified: Vec<(Verified, &Found)> = Vec::with_capacity(found.len());
-        for f in &found {
+        let mut verified: Option<(Verified, &Found)> = None;
+        if let Some(f) = found.first() {
             match self.validate(&f.token, env) {
                 Ok(v) => {
+                    let rule = self.config.jwt_rules.get(v.rule);
+                    if !rule.is_some_and(|r| f.locations.iter().all(|l| l.configured_in(r))) {
+                        return self.refuse(Reason::WrongLocation, rule.map(|r| r.issuer.as_str()), env);
+                    }
                     env.metrics.increment(Metric::TokensValid as usize);
-                    verified.push((v, f));
+                    verified = Some((v, f));
                 }
                 Err((reason, iss)) => return self.refuse(reason, iss.as_deref(), env),
             }
         }
-        for (v, f) in &verified {
-            let Some(rule) = self.config.jwt_rules.get(v.rule) else { continue };
-            if let (Location::Header(h), false) = (&f.location, rule.forward_original_token) {
-                out.remove_headers.push(h.clone());
-            }
-            if let Some(h) = &rule.output_payload_to_header {
-                if let Some(segment) = f.token.split('.').nth(1) {
-                    out.set_headers.push((h.clone(), segment.to_string()));
+        if let Some((v, f)) = &verified {
+            if let Some(rule) = self.config.jwt_rules.get(v.rule) {
+                if !rule.forward_original_token {
+                    for location in &f.locations {
+                        if let Location::Header(h) = location {
+                            out.remove_headers.push(h.clone());
+                        }
+                    }
+                }
+                if let Some(h) = &rule.output_payload_to_header {
+                    if let Some(segment) = f.token.split('.').nth(1) {
+                        out.set_headers.push((h.clone(), segment.to_string()));
+                    }
+                }
+                for c in &rule.output_claim_to_headers {
+                    match claim_value(&v.claims_json, &c.claim) {
+                        Some(value) if header_safe(&value) => out.set_headers.push((c.header.clone(), value)),
+                        Some(_) => {
+                            env.metrics.increment(Metric::OutputHeadersDropped as usize);
+                            if let Some(n) = self.output_log.event(env.now, LOG_PERIOD) {
+                                log::info!(
+                                    "claim {} holds a control character: header {} not set ({n} such claim(s) \
+                                     since the last report)",
+                                    c.claim,
+                                    c.header
+                                );
+                            }
+                        }
+                        None => {}
+                    }
                 }
             }
-            for c in &rule.output_claim_to_headers {
-                if let Some(value) = claim_value(&v.claims_json, &c.claim) {
-                    out.set_headers.push((c.header.clone(), value));
-                }
-            }
+            out.publish_claims = Some(v.claims_json.clone());
         }
-        out.publish_claims = verified.first().map(|(v, _)| v.claims_json.clone());
 
         if !self.config.policies.is_empty() {
             let auth = Auth {
-                principals: verified.iter().map(|(v, _)| v.principal.clone()).collect(),
-                claims: verified.first().map(|(v, _)| v.claims.as_ref()),
+                principals: verified.iter().filter_map(|(v, _)| v.principal.clone()).collect(),
+                claims: verified.as_ref().map(|(v, _)| v.claims.as_ref()),
             };
-            match decide(&self.config.policies, req, &auth) {
+            // Policies see the request as the upstream will: output headers already applied.
+            let seen = WithOutputs { req, removed: &out.remove_headers, set: &out.set_headers };
+            match decide(&self.config.policies, &seen, &auth) {
                 Decision::Allow => env.metrics.increment(Metric::PolicyAllow as usize),
                 Decision::Deny(why) => {
                     env.metrics.increment(Metric::PolicyDeny as usize);

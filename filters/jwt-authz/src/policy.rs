@@ -3,7 +3,7 @@
 
 use crate::config::{Condition, Operation, Policy, PolicyAction, PolicyRule, Source};
 use meshplug_common::host::RequestHeaders;
-use meshplug_common::matching::split_path;
+use meshplug_common::path::normalized_path;
 use serde_json::{Map, Value};
 
 /// The keys a `when` condition can name.
@@ -63,13 +63,86 @@ impl ConditionKey {
     }
 }
 
-/// What authentication established about the request.
+/// What authentication established about the request (one token at most: a request with two
+/// different tokens is refused before policies run).
 #[derive(Debug, Default)]
 pub struct Auth<'a> {
-    /// `iss/sub` of every valid token.
+    /// `iss/sub` of the valid token; only when the token has both `iss` and `sub` (as Istio).
     pub principals: Vec<String>,
-    /// The claims of the first valid token.
+    /// The claims of the valid token.
     pub claims: Option<&'a Map<String, Value>>,
+}
+
+/// Claims Istio reads as space-delimited lists when they are strings (`scope: "read write"` holds
+/// `read` and `write`).
+pub const SPACE_DELIMITED_CLAIMS: [&str; 3] = ["scope", "scp", "permission"];
+
+/// One entry of `paths`/`notPaths`, as Istio reads it: `*` (any path), `/prefix*`, `*suffix`, an exact
+/// path, or a path template with `{*}` (one segment) and `{**}` (any rest, last operator only).
+#[derive(Debug, Clone)]
+pub enum PathPattern {
+    Glob(String),
+    Template(regex_lite::Regex),
+}
+
+/// Characters Envoy's URI templates let `{*}` match (RFC 3986 pchar without `/`); `{**}` adds `/`.
+const SEGMENT_CHARS: &str = r"[A-Za-z0-9\-._~%!$&'()+,;:@=]";
+const REST_CHARS: &str = r"[A-Za-z0-9\-._~%!$&'()+,;:@=/]";
+
+impl PathPattern {
+    /// Compiles one `paths` entry, refusing what Istio refuses (istio.io AuthorizationPolicy
+    /// `Operation.paths`): a `*` anywhere but alone, first or last; in a template, `*`, `{` or `}`
+    /// outside `{*}`/`{**}`, other characters in an operator's segment, or `{**}` before another
+    /// operator.
+    pub fn parse(path: &str) -> Result<Self, String> {
+        if !path.contains("{*}") && !path.contains("{**}") {
+            let inner = path.strip_prefix('*').unwrap_or(path);
+            let inner = inner.strip_suffix('*').unwrap_or(inner);
+            if path != "*" && (inner.contains('*') || (path.starts_with('*') && path.ends_with('*'))) {
+                return Err(format!(
+                    "{path:?}: `*` is allowed only alone, as a prefix (`*/x`) or as a suffix (`/x/*`); \
+                     use `{{*}}` or `{{**}}` for a path template"
+                ));
+            }
+            return Ok(PathPattern::Glob(path.to_string()));
+        }
+        if !path.starts_with('/') {
+            return Err(format!("{path:?}: a path template must start with '/'"));
+        }
+        let mut regex = String::from("^");
+        let mut rest_seen = false;
+        for (i, segment) in path.split('/').enumerate() {
+            if i > 0 {
+                regex.push('/');
+            }
+            match segment {
+                "{*}" | "{**}" if rest_seen => {
+                    return Err(format!("{path:?}: `{{**}}` must be the last operator of a path template"));
+                }
+                "{*}" => regex.push_str(&format!("{SEGMENT_CHARS}+")),
+                "{**}" => {
+                    rest_seen = true;
+                    regex.push_str(&format!("{REST_CHARS}*"));
+                }
+                s if s.contains(['*', '{', '}']) => {
+                    return Err(format!(
+                        "{path:?}: in a path template, `*`, `{{` and `}}` may appear only as a whole segment \
+                         `{{*}}` or `{{**}}` (segment {s:?})"
+                    ));
+                }
+                s => regex.push_str(&regex_lite::escape(s)),
+            }
+        }
+        regex.push('$');
+        regex_lite::Regex::new(&regex).map(PathPattern::Template).map_err(|e| format!("{path:?}: {e}"))
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Glob(g) => glob(g, path),
+            PathPattern::Template(r) => r.is_match(path),
+        }
+    }
 }
 
 /// Istio's string match for policies: `*` (anything), `prefix*`, `*suffix`, or exact.
@@ -99,7 +172,8 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-/// The values a key has for this request (an array claim gives each element).
+/// The values a key has for this request (an array claim gives each element; a string `scope`, `scp`
+/// or `permission` claim each space-delimited word).
 fn values_of(key: &ConditionKey, req: &dyn RequestHeaders, auth: &Auth) -> Vec<String> {
     match key {
         ConditionKey::Claim(path) => {
@@ -107,8 +181,10 @@ fn values_of(key: &ConditionKey, req: &dyn RequestHeaders, auth: &Auth) -> Vec<S
             for (i, name) in path.iter().enumerate() {
                 node = if i == 0 { auth.claims.and_then(|c| c.get(name)) } else { node.and_then(|n| n.get(name)) };
             }
+            let space_delimited = matches!(path.as_slice(), [one] if SPACE_DELIMITED_CLAIMS.contains(&one.as_str()));
             match node {
                 Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
+                Some(Value::String(s)) if space_delimited => s.split_whitespace().map(str::to_string).collect(),
                 Some(v) => scalar(v).into_iter().collect(),
                 None => vec![],
             }
@@ -118,7 +194,11 @@ fn values_of(key: &ConditionKey, req: &dyn RequestHeaders, auth: &Auth) -> Vec<S
             auth.claims.map(crate::token::audiences).unwrap_or_default().into_iter().map(String::from).collect()
         }
         ConditionKey::Presenter => auth.claims.and_then(|c| c.get("azp")).and_then(scalar).into_iter().collect(),
-        ConditionKey::Header(name) => req.header(name).into_iter().collect(),
+        // A value that is not UTF-8 is compared with its invalid sequences as U+FFFD (it can never
+        // equal a configured value, and `*` still matches it).
+        ConditionKey::Header(name) => {
+            req.header(name).into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect()
+        }
     }
 }
 
@@ -137,22 +217,28 @@ fn source_holds(s: &Source, auth: &Auth) -> bool {
     ok && !not
 }
 
+fn text(req: &dyn RequestHeaders, name: &str) -> String {
+    String::from_utf8_lossy(&req.header(name).unwrap_or_default()).into_owned()
+}
+
 fn operation_holds(o: &Operation, req: &dyn RequestHeaders) -> bool {
     if !o.methods.is_empty() || !o.not_methods.is_empty() {
-        let method = req.header(":method").unwrap_or_default();
+        let method = text(req, ":method");
         if (!o.methods.is_empty() && !o.methods.contains(&method)) || o.not_methods.contains(&method) {
             return false;
         }
     }
     if !o.paths.is_empty() || !o.not_paths.is_empty() {
-        let full = req.header(":path").unwrap_or_default();
-        let path = split_path(&full).0;
-        if (!o.paths.is_empty() && !any_glob(&o.paths, path)) || any_glob(&o.not_paths, path) {
+        // The normalized path: `/public/../admin`, `//admin` and `/%61dmin` are `/admin`.
+        let path = normalized_path(&req.header(":path").unwrap_or_default());
+        let path = String::from_utf8_lossy(&path);
+        let any = |patterns: &[PathPattern]| patterns.iter().any(|p| p.matches(&path));
+        if (!o.paths.is_empty() && !any(&o.compiled.paths)) || any(&o.compiled.not_paths) {
             return false;
         }
     }
     if !o.hosts.is_empty() || !o.not_hosts.is_empty() {
-        let host = req.header(":authority").unwrap_or_default().to_ascii_lowercase();
+        let host = text(req, ":authority").to_ascii_lowercase();
         let lower = |v: &[String]| v.iter().map(|h| h.to_ascii_lowercase()).collect::<Vec<_>>();
         if (!o.hosts.is_empty() && !any_glob(&lower(&o.hosts), &host)) || any_glob(&lower(&o.not_hosts), &host) {
             return false;

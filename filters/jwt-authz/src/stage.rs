@@ -2,19 +2,22 @@
 //! The chain host (`meshplug_common::wasm::chain`) runs this stage alone in `jwt_authz.wasm` and with
 //! the other filters in the bundle.
 
+use crate::logic::Metric;
 use crate::logic::{metric_names, Env, JwtAuthz, FILTER};
 use crate::verify::{decode_verify_result, encode_verify_arguments, CryptoHost};
 use meshplug_common::claims::CLAIMS_PROPERTY;
 use meshplug_common::config::ConfigError;
-use meshplug_common::host::{Clock, SeededRandom};
-use meshplug_common::reply::Action as Decided;
+use meshplug_common::host::{Clock, Metrics, SeededRandom};
+use meshplug_common::reply::{Action as Decided, LocalReply};
 use meshplug_common::wasm::chain::{ChainRequest, Stage, Step};
-use meshplug_common::wasm::{ProxyClock, ProxyMetrics, ProxySharedData, METRICS_FLUSH};
+use meshplug_common::wasm::{ffi, ProxyClock, ProxyMetrics, ProxySharedData, METRICS_FLUSH};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType, Status};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// Body of the 500 sent when the host refuses a request-header change jwt-authz must make.
+pub const HEADER_WRITE_FAILED_BODY: &str = "jwt-authz: request headers could not be updated";
 
 /// Tick while some issuer still has no keys (so the first fetch lands quickly).
 const FAST_TICK: Duration = Duration::from_millis(100);
@@ -31,10 +34,9 @@ impl CryptoHost for ProxyCrypto {
             return None;
         }
         let args = encode_verify_arguments(hash, spki, signature, text);
-        match hostcalls::call_foreign_function("verify_signature", Some(&args)) {
-            Ok(Some(result)) => Some(decode_verify_result(&result)),
-            Ok(None) => Some(false),
-            Err(Status::NotFound) => {
+        match ffi::call_foreign_function("verify_signature", &args) {
+            Ok(result) => Some(decode_verify_result(&result)),
+            Err(ffi::NOT_FOUND) => {
                 log::info!("the host has no verify_signature function: using pure-Rust verification");
                 self.missing.set(true);
                 None
@@ -92,17 +94,26 @@ impl Stage for JwtStage {
 
     fn on_request_headers(&self, req: &ChainRequest) -> Step {
         let outcome = self.authz.on_request(req, &self.env_at(req.now()));
-        for name in &outcome.remove_headers {
-            req.set_header(name, None);
-        }
+        // A client copy of an output header, or a token, that cannot be removed, or a verified value
+        // that cannot be set, must not reach the upstream as if we had vouched for it: 500.
+        let mut written = outcome.remove_headers.iter().all(|name| req.set_header(name, None).is_ok());
         if let Decided::Respond(_) = &outcome.action {
             return Step::action(outcome.action);
         }
-        for (name, value) in &outcome.set_headers {
-            req.set_header(name, Some(value));
+        written = written && outcome.set_headers.iter().all(|(name, value)| req.set_header(name, Some(value)).is_ok());
+        if !written {
+            self.metrics.increment(Metric::HeaderWriteFailed as usize);
+            return Step::action(Decided::Respond(LocalReply {
+                status: 500,
+                grpc_status: None,
+                headers: vec![],
+                body: HEADER_WRITE_FAILED_BODY.as_bytes().to_vec(),
+            }));
         }
         if let Some(claims) = &outcome.publish_claims {
-            req.set_property(&[CLAIMS_PROPERTY], claims);
+            // Refused by the host (logged by the chain): later filters see no claims, as for a
+            // request without a token (rate-limit's onMissingKey, canary's fallback apply).
+            let _ = req.set_property(&[CLAIMS_PROPERTY], claims);
         }
         Step::action(outcome.action)
     }
@@ -143,19 +154,16 @@ impl Stage for JwtStage {
         let result = if num_headers == 0 {
             Err("no response (timeout, connection failure or unknown cluster)".to_string())
         } else {
-            let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-                .ok()
-                .flatten()
+            let status = ffi::get_header_value(ffi::MAP_HTTP_CALL_RESPONSE_HEADERS, ":status")
+                .map(|s| String::from_utf8_lossy(&s).into_owned())
                 .unwrap_or_default();
             if status != "200" {
                 Err(format!("HTTP status {status}"))
             } else if body_size > crate::config::MAX_JWKS_BYTES {
                 Err(format!("the body is {body_size} bytes; the maximum is {}", crate::config::MAX_JWKS_BYTES))
             } else {
-                Ok(hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default())
+                ffi::get_buffer(ffi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size)
+                    .map_err(|status| format!("cannot read the body (status {status})"))
             }
         };
         self.authz.fetch_done(rule, result, &self.env());

@@ -25,10 +25,17 @@ pub enum Reason {
     NotYetValid,
     IssuedInFuture,
     Audience,
+    /// The token is not ASCII (a JWT is base64url and dots).
+    NotAscii,
+    /// A configured location holds more than one value (the header twice, two `access_token`
+    /// parameters, two cookies of the name), or the request carries two different tokens.
+    Ambiguous,
+    /// The token was found in a location its issuer's rule does not list (as Envoy's jwt_authn).
+    WrongLocation,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 17] = [
         Reason::TooLarge,
         Reason::Malformed,
         Reason::UnsupportedAlg,
@@ -43,6 +50,9 @@ impl Reason {
         Reason::NotYetValid,
         Reason::IssuedInFuture,
         Reason::Audience,
+        Reason::NotAscii,
+        Reason::Ambiguous,
+        Reason::WrongLocation,
     ];
 
     /// The metric suffix: `meshplug.jwt_authz.tokens_invalid_<name>`.
@@ -62,6 +72,9 @@ impl Reason {
             Reason::NotYetValid => "not_yet_valid",
             Reason::IssuedInFuture => "issued_in_future",
             Reason::Audience => "audience",
+            Reason::NotAscii => "not_ascii",
+            Reason::Ambiguous => "ambiguous",
+            Reason::WrongLocation => "wrong_location",
         }
     }
 }
@@ -199,6 +212,9 @@ pub fn decode(token: &str, max_bytes: usize) -> Result<Decoded<'_>, Reason> {
         if claims.get(name).is_some_and(|v| !v.is_number()) {
             return Err(Reason::ClaimType);
         }
+        if claims.get(name).and_then(Value::as_f64).is_some_and(|t| !time_in_range(t)) {
+            return Err(Reason::ClaimType);
+        }
     }
     match claims.get("aud") {
         None | Some(Value::String(_)) => {}
@@ -209,9 +225,16 @@ pub fn decode(token: &str, max_bytes: usize) -> Result<Decoded<'_>, Reason> {
     Ok(Decoded { token, alg, kid, claims, payload_json, payload_b64: p, signing_input, signature })
 }
 
-/// A claim as seconds since the epoch.
+/// Whether a time claim is in the range Envoy's jwt_authn accepts: jwt_verify_lib reads `exp`, `nbf`
+/// and `iat` as an unsigned 64-bit integer and refuses a number below 0 or from 2^64 on
+/// (`StructUtils::GetUInt64`, OUT_OF_RANGE); a fraction is truncated.
+pub fn time_in_range(t: f64) -> bool {
+    t.is_finite() && (0.0..18_446_744_073_709_551_616.0).contains(&t)
+}
+
+/// A time claim as whole seconds since the epoch (truncated, as Envoy does).
 pub fn numeric(claims: &Map<String, Value>, name: &str) -> Option<f64> {
-    claims.get(name).and_then(Value::as_f64)
+    claims.get(name).and_then(Value::as_f64).map(f64::trunc)
 }
 
 /// The `aud` claim as a list.

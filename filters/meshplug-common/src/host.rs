@@ -7,9 +7,16 @@
 use std::time::Duration;
 
 /// Read access to the request headers being decided (pseudo-headers such as `:path` included).
+///
+/// Values are the bytes Envoy holds: a client can put any byte but NUL, CR and LF in a header value
+/// (Latin-1 or GBK user agents, broken proxies), so nothing here assumes UTF-8. Each filter decides
+/// per use: matchers compare bytes, keys are built from bytes, tokens must be ASCII (see the filters'
+/// "Hostile input" sections).
 pub trait RequestHeaders {
-    /// The value of header `name` (lower-case), or `None` when absent.
-    fn header(&self, name: &str) -> Option<String>;
+    /// The first value of header `name` (lower-case), or `None` when absent.
+    fn header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Every value of header `name` (lower-case), in the order Envoy holds them.
+    fn header_values(&self, name: &str) -> Vec<Vec<u8>>;
 }
 
 /// Request attributes beyond headers (Envoy's attribute paths, e.g. `["source", "address"]`).

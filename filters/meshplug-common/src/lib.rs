@@ -14,6 +14,7 @@ pub mod duration;
 pub mod host;
 pub mod matching;
 pub mod metrics;
+pub mod path;
 pub mod percent;
 pub mod reply;
 #[cfg(feature = "schema")]
@@ -21,6 +22,7 @@ pub mod schema;
 pub mod testing;
 pub mod throttle;
 pub mod timers;
+pub mod wire;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 pub mod wasm;
@@ -35,6 +37,20 @@ pub fn version_line(filter: &str) -> String {
     // The bundle's module name is `meshplug`.
     let what = if filter == "meshplug" { "bundle" } else { filter };
     format!("meshplug {what} {VERSION} (git {GIT_HASH}) starting")
+}
+
+/// The name of a plugin instance in its shared-data keys, from Envoy's plugin `name` and `root_id`:
+/// the name, then `/root_id` when the root id differs from it; `fallback` (the filter's name) when the
+/// host gives neither. Two plugins in one Envoy are told apart by their Wasm config `name` (Istio:
+/// `<namespace>.<WasmPlugin name>`; `meshplug up`: `<workload>.<filter>`), so their buckets, counters
+/// and JWKS never share a key.
+pub fn instance_key(name: Option<&str>, root_id: Option<&str>, fallback: &str) -> String {
+    match (name, root_id) {
+        (Some(n), Some(r)) if n != r => format!("{n}/{r}"),
+        (Some(n), _) => n.to_string(),
+        (None, Some(r)) => r.to_string(),
+        (None, None) => fallback.to_string(),
+    }
 }
 
 /// The log prefix for a filter: `[fault]`, `[rate-limit]`. Derived from the crate name in a log

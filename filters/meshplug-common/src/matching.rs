@@ -9,12 +9,18 @@
 //! All conditions of one `HTTPMatchRequest` must hold; a list of them matches when any one does, and an
 //! empty or absent list matches every request.
 //!
-//! Semantics follow Istio/Envoy: `uri` is compared with the path without its query string; `regex` is a
-//! full match (as RE2 in Envoy) evaluated by `regex-lite`, whose matching time is linear in the input, so
-//! a hostile header cannot make it slow; header names are case-insensitive; `ignoreUriCase` applies to
-//! `exact` and `prefix` URI matches; query parameter values are compared as sent (not percent-decoded).
+//! Semantics follow Istio/Envoy: `uri` is compared with the normalized path without its query string
+//! (see [`crate::path`]: `/public/../admin` is `/admin`); `regex` is a full match (as RE2 in Envoy)
+//! evaluated by `regex-lite`, whose matching time is linear in the input, so a hostile header cannot
+//! make it slow; header names are case-insensitive; `ignoreUriCase` applies to `exact` and `prefix` URI
+//! matches; query parameter values are compared as sent (not percent-decoded).
+//!
+//! Values are bytes (a client may send any byte in a header): `exact` and `prefix` compare bytes, so a
+//! value that is not UTF-8 never equals a config string; a `regex` sees each invalid UTF-8 sequence as
+//! U+FFFD (the replacement character), so `.*` matches any value and `[a-z]+` none with such bytes.
 
 use crate::host::RequestHeaders;
+use crate::path::{normalize, query_param, split_path};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
@@ -62,19 +68,20 @@ impl<'de> Deserialize<'de> for StringMatch {
 }
 
 impl StringMatch {
-    pub fn matches(&self, value: &str) -> bool {
+    /// Whether `value` (bytes as received) matches.
+    pub fn matches(&self, value: &[u8]) -> bool {
         match self {
-            StringMatch::Exact(s) => value == s,
-            StringMatch::Prefix(s) => value.starts_with(s.as_str()),
-            StringMatch::Regex(r) => r.is_match(value),
+            StringMatch::Exact(s) => value == s.as_bytes(),
+            StringMatch::Prefix(s) => value.starts_with(s.as_bytes()),
+            StringMatch::Regex(r) => r.is_match(&String::from_utf8_lossy(value)),
         }
     }
 
-    fn matches_ignoring_case(&self, value: &str) -> bool {
+    fn matches_ignoring_case(&self, value: &[u8]) -> bool {
         match self {
-            StringMatch::Exact(s) => value.eq_ignore_ascii_case(s),
-            StringMatch::Prefix(s) => value.get(..s.len()).is_some_and(|head| head.eq_ignore_ascii_case(s)),
-            StringMatch::Regex(r) => r.is_match(value),
+            StringMatch::Exact(s) => value.eq_ignore_ascii_case(s.as_bytes()),
+            StringMatch::Prefix(s) => value.get(..s.len()).is_some_and(|head| head.eq_ignore_ascii_case(s.as_bytes())),
+            StringMatch::Regex(r) => r.is_match(&String::from_utf8_lossy(value)),
         }
     }
 }
@@ -110,7 +117,7 @@ impl<'de> Deserialize<'de> for HeaderMatch {
 }
 
 impl HeaderMatch {
-    fn matches(&self, value: Option<&str>) -> bool {
+    fn matches(&self, value: Option<&[u8]>) -> bool {
         match (self, value) {
             (HeaderMatch::Present(want), v) => *want == v.is_some(),
             (HeaderMatch::Value(m), Some(v)) => m.matches(v),
@@ -174,31 +181,6 @@ impl From<HttpMatchRequestJson> for HttpMatchRequest {
     }
 }
 
-/// Splits `:path` into the path and the query string (without `?`); a fragment is dropped.
-pub fn split_path(full: &str) -> (&str, &str) {
-    let full = full.split('#').next().unwrap_or(full);
-    match full.split_once('?') {
-        Some((path, query)) => (path, query),
-        None => (full, ""),
-    }
-}
-
-/// The raw value of query parameter `name` in `query` (first occurrence; `?a` gives `Some("")`).
-pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then_some(v)
-    })
-}
-
-/// The value of cookie `name` in a `cookie` request header (`a=1; b=2`), as sent.
-pub fn cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
-    header.split(';').find_map(|pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
-}
-
 impl HttpMatchRequest {
     pub fn matches(&self, req: &dyn RequestHeaders) -> bool {
         if let Some(m) = &self.method {
@@ -210,7 +192,8 @@ impl HttpMatchRequest {
             let full = req.header(":path").unwrap_or_default();
             let (path, query) = split_path(&full);
             if let Some(m) = &self.uri {
-                let ok = if self.ignore_uri_case { m.matches_ignoring_case(path) } else { m.matches(path) };
+                let path = normalize(path);
+                let ok = if self.ignore_uri_case { m.matches_ignoring_case(&path) } else { m.matches(&path) };
                 if !ok {
                     return false;
                 }

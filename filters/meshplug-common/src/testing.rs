@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Request headers from a list of pairs (names lower-case, pseudo-headers included), and properties.
 #[derive(Debug, Clone, Default)]
-pub struct TestRequest(pub Vec<(String, String)>, pub Vec<(Vec<String>, Vec<u8>)>);
+pub struct TestRequest(pub Vec<(String, Vec<u8>)>, pub Vec<(Vec<String>, Vec<u8>)>);
 
 impl TestRequest {
     /// A request with `:method`, `:path`, `:authority` and `:scheme` set.
@@ -29,15 +29,33 @@ impl TestRequest {
         self
     }
 
-    pub fn with(mut self, name: &str, value: &str) -> Self {
-        self.0.push((name.to_ascii_lowercase(), value.into()));
+    /// Adds a header (a repeated name adds a second value).
+    pub fn with(self, name: &str, value: &str) -> Self {
+        self.with_bytes(name, value.as_bytes())
+    }
+
+    /// Adds a header whose value is any bytes (e.g. not UTF-8).
+    pub fn with_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.0.push((name.to_ascii_lowercase(), value.to_vec()));
+        self
+    }
+
+    /// Replaces every value of header `name`.
+    pub fn set(mut self, name: &str, value: &[u8]) -> Self {
+        let name = name.to_ascii_lowercase();
+        self.0.retain(|(k, _)| *k != name);
+        self.0.push((name, value.to_vec()));
         self
     }
 }
 
 impl RequestHeaders for TestRequest {
-    fn header(&self, name: &str) -> Option<String> {
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
 }
 

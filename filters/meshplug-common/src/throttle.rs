@@ -11,6 +11,10 @@ pub struct LogThrottle {
 }
 
 impl LogThrottle {
+    pub const fn new() -> Self {
+        Self { last: Cell::new(None), held: Cell::new(0) }
+    }
+
     /// Records one event at `now`. Returns `Some(n)` — log now, covering `n` events (this one and
     /// those held back since the last line) — at most once per `period`.
     pub fn event(&self, now: Duration, period: Duration) -> Option<u64> {

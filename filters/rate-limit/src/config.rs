@@ -64,8 +64,9 @@ pub enum KeySpec {
     /// The value of a request header.
     Header(String),
     /// The client's IP: the source address, or the `trusted_hops`-th address from the right of
-    /// `x-forwarded-for`.
-    ClientIp { trusted_hops: u32 },
+    /// `x-forwarded-for`. An IPv6 address is keyed by its first `ipv6_prefix` bits (default 64: one
+    /// client usually holds a whole /64, and could otherwise rotate through 2^64 keys).
+    ClientIp { trusted_hops: u32, ipv6_prefix: u8 },
     /// The request path (without the query string).
     Path,
     /// A claim published by jwt-authz in filter state.
@@ -86,6 +87,15 @@ enum KeyJson {
 struct ClientIpJson {
     #[serde(default)]
     trusted_hops: u32,
+    #[serde(default = "default_ipv6_prefix")]
+    ipv6_prefix_length: u8,
+}
+
+/// IPv6 clients are keyed by their /64 unless configured otherwise.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+fn default_ipv6_prefix() -> u8 {
+    DEFAULT_IPV6_PREFIX
 }
 
 #[derive(Deserialize)]
@@ -99,7 +109,15 @@ impl<'de> Deserialize<'de> for KeySpec {
                 return Err(serde::de::Error::custom("the header name must not be empty"))
             }
             KeyJson::Header(h) => KeySpec::Header(h.to_ascii_lowercase()),
-            KeyJson::ClientIp(c) => KeySpec::ClientIp { trusted_hops: c.trusted_hops },
+            KeyJson::ClientIp(c) if c.ipv6_prefix_length == 0 || c.ipv6_prefix_length > 128 => {
+                return Err(serde::de::Error::custom(format!(
+                    "ipv6PrefixLength {} is out of range: it must be in [1, 128]",
+                    c.ipv6_prefix_length
+                )));
+            }
+            KeyJson::ClientIp(c) => {
+                KeySpec::ClientIp { trusted_hops: c.trusted_hops, ipv6_prefix: c.ipv6_prefix_length }
+            }
             KeyJson::Path(_) => KeySpec::Path,
             KeyJson::Claim(c) if c.is_empty() => {
                 return Err(serde::de::Error::custom("the claim name must not be empty"))
@@ -263,7 +281,7 @@ impl schemars::JsonSchema for KeySpec {
             ("header", s.clone()),
             (
                 "clientIp",
-                serde_json::json!({ "type": "object", "properties": { "trustedHops": { "type": "integer", "minimum": 0 } }, "additionalProperties": false }),
+                serde_json::json!({ "type": "object", "properties": { "trustedHops": { "type": "integer", "minimum": 0 }, "ipv6PrefixLength": { "type": "integer", "minimum": 1, "maximum": 128, "default": 64 } }, "additionalProperties": false }),
             ),
             ("path", serde_json::json!({ "type": "object", "additionalProperties": false })),
             ("claim", s),

@@ -95,6 +95,11 @@ struct LimitRt {
     limiter: Limiter,
     staged: Rc<Cell<Option<Nanos>>>,
     capacity: u32,
+    /// The furthest a bucket's TAT can legitimately be ahead of the clock: an empty bucket's refill time
+    /// (capacity × emission interval; governor's `tau + t`). A stored TAT further ahead means the wall clock stepped back; it is
+    /// clamped to this, so a clock step refuses traffic for at most one emission interval (never for
+    /// the length of the step), and a step forward finds full buckets (at most the burst at once).
+    max_ahead: u64,
 }
 
 struct RuleRt {
@@ -169,7 +174,9 @@ impl RateLimit {
                     HostTime(now.clone()),
                 )
                 .with_middleware::<StateInformationMiddleware>();
-                limits.push(LimitRt { limiter, staged, capacity: capacity.get() });
+                let interval = u64::try_from(limit.emission_interval().as_nanos()).unwrap_or(u64::MAX);
+                let max_ahead = interval.saturating_mul(u64::from(capacity.get()));
+                limits.push(LimitRt { limiter, staged, capacity: capacity.get(), max_ahead });
             }
             let prefix = format!("meshplug.rate_limit.{instance}.{}", rule.name);
             rules.push(RuleRt {
@@ -339,7 +346,16 @@ impl RateLimit {
             let mut next = Vec::with_capacity(rt.limits.len());
             let mut shown: Option<QuotaState> = None;
             let mut wait: Option<Duration> = None;
-            for (limit, tat) in rt.limits.iter().zip(&slot.tats) {
+            // A TAT further ahead than any bucket can be means the wall clock stepped back: clamp it
+            // (and write the clamp back even when the request is refused, so the bucket drains from
+            // now on instead of after the length of the step).
+            let clamped: Vec<u64> = rt
+                .limits
+                .iter()
+                .zip(&slot.tats)
+                .map(|(limit, stored)| (*stored).min(now_ns.saturating_add(limit.max_ahead)))
+                .collect();
+            for (limit, tat) in rt.limits.iter().zip(&clamped) {
                 limit.staged.set((*tat != 0).then_some(Nanos::from(*tat)));
                 let quota = match limit.limiter.check() {
                     Ok(snapshot) => {
@@ -374,6 +390,10 @@ impl RateLimit {
             }
             let quota = shown.unwrap_or(QuotaState { limit: 0, remaining: 0, reset: 0 });
             if let Some(wait) = wait {
+                if clamped != slot.tats {
+                    // Best effort: a lost race means another worker wrote a fresher state.
+                    let _ = rt.table.store(env.shared, &slot, &clamped);
+                }
                 return Ok((slot.claim, Charged::Refused { quota, wait }));
             }
             match rt.table.store(env.shared, &slot, &next) {
@@ -391,8 +411,10 @@ pub fn describe_key(spec: &KeySpec) -> String {
     match spec {
         KeySpec::Global => "global".into(),
         KeySpec::Header(h) => format!("header {h}"),
-        KeySpec::ClientIp { trusted_hops: 0 } => "client IP".into(),
-        KeySpec::ClientIp { trusted_hops } => format!("client IP ({trusted_hops} trusted hops)"),
+        KeySpec::ClientIp { trusted_hops: 0, ipv6_prefix } => format!("client IP (IPv6 /{ipv6_prefix})"),
+        KeySpec::ClientIp { trusted_hops, ipv6_prefix } => {
+            format!("client IP ({trusted_hops} trusted hops, IPv6 /{ipv6_prefix})")
+        }
         KeySpec::Path => "path".into(),
         KeySpec::Claim(c) => format!("claim {c}"),
     }

@@ -5,7 +5,7 @@ use super::*;
 fn v(generation: u64, expires: f64) -> Verified {
     Verified {
         rule: 0,
-        principal: "i/s".into(),
+        principal: Some("i/s".into()),
         claims: Rc::new(serde_json::Map::new()),
         claims_json: Rc::new(b"{}".to_vec()),
         expires,

@@ -86,6 +86,31 @@ fn invalid_configs_name_the_field() {
             "unknown field",
         ),
         (json!({"clockSkew": "-1s"}), "/clockSkew", "negative"),
+        (
+            json!({"policies": [{"rules": [{"to": [{"operation": {"paths": ["/ok", "/a/*/b"]}}]}]}]}),
+            "/policies/0/rules/0/to/0/operation/paths/1",
+            "`*` is allowed only",
+        ),
+        (
+            json!({"policies": [{"rules": [{"to": [{"operation": {"notPaths": ["*admin*"]}}]}]}]}),
+            "/policies/0/rules/0/to/0/operation/notPaths/0",
+            "`*` is allowed only",
+        ),
+        (
+            json!({"policies": [{"rules": [{"to": [{"operation": {"paths": ["/{**}/x/{*}"]}}]}]}]}),
+            "/policies/0/rules/0/to/0/operation/paths/0",
+            "must be the last operator",
+        ),
+        (
+            json!({"policies": [{"rules": [{"to": [{"operation": {"paths": ["/foo/{*}.txt"]}}]}]}]}),
+            "/policies/0/rules/0/to/0/operation/paths/0",
+            "whole segment",
+        ),
+        (
+            json!({"policies": [{"rules": [{"to": [{"operation": {"paths": ["/*/baz/{*}"]}}]}]}]}),
+            "/policies/0/rules/0/to/0/operation/paths/0",
+            "whole segment",
+        ),
     ];
     for (config, pointer, reason) in cases {
         let e = err(config.clone());

@@ -196,15 +196,183 @@ fn times_audience_and_issuer_edges() {
 }
 
 #[test]
-fn several_tokens_must_all_be_valid() {
+fn one_identity_per_request() {
     let h = Host::new();
     let f = filter(json!({"jwtRules": [{"issuer": ISSUER, "jwks": jwks(&["rsa"]),
-        "fromHeaders": [{"name": "authorization", "prefix": "Bearer "}, {"name": "x-token"}]}]}));
-    let good = token("RS256", NOW, "a");
-    let req = bearer(&good).with("x-token", &token("RS256", NOW, "b"));
+        "fromHeaders": [{"name": "authorization", "prefix": "Bearer "}, {"name": "x-token"}]}],
+        "policies": [{"action": "DENY", "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": ["banned"]}]}]}]}));
+    let mine = token("RS256", NOW, "banned");
+    let theirs = token("RS256", NOW, "alice");
+    // A banned user pairs someone else's valid token with their own: refused, whichever comes first.
+    assert_eq!(status(&h.run(&f, &bearer(&theirs).with("x-token", &mine))), 401);
+    assert_eq!(status(&h.run(&f, &bearer(&mine).with("x-token", &theirs))), 401);
+    assert_eq!(h.invalid(Reason::Ambiguous), 2);
+    // The same token in two configured places is one identity.
+    assert_eq!(status(&h.run(&f, &bearer(&theirs).with("x-token", &theirs))), 200);
+    assert_eq!(status(&h.run(&f, &bearer(&theirs).with("x-token", "garbage"))), 401);
+    assert_eq!(status(&h.run(&f, &bearer(&mine))), 403);
+}
+
+#[test]
+fn a_location_given_twice_is_ambiguous() {
+    let h = Host::new();
+    let f = filter(json!({"jwtRules": [{"issuer": ISSUER, "jwks": jwks(&["rsa"]),
+        "fromHeaders": [{"name": "authorization", "prefix": "Bearer "}],
+        "fromParams": ["access_token"], "fromCookies": ["session"]}]}));
+    let t = token("RS256", NOW, "a");
+    let cases = [
+        TestRequest::new("GET", "/")
+            .with("authorization", &format!("Bearer {t}"))
+            .with("authorization", &format!("Bearer {t}")),
+        TestRequest::new("GET", &format!("/?access_token={t}&access_token={t}")),
+        TestRequest::new("GET", "/").with("cookie", &format!("session={t}; session={t}")),
+        TestRequest::new("GET", "/")
+            .with("cookie", &format!("session={t}"))
+            .with("cookie", &format!("x=1; session={t}")),
+    ];
+    for req in &cases {
+        assert_eq!(status(&h.run(&f, req)), 401, "{req:?}");
+    }
+    assert_eq!(h.invalid(Reason::Ambiguous), cases.len() as u64);
+    // One of each is fine (the same token), and another scheme beside it is not a token.
+    let req = TestRequest::new("GET", &format!("/?access_token={t}")).with("cookie", &format!("session={t}"));
     assert_eq!(status(&h.run(&f, &req)), 200);
-    let req = bearer(&good).with("x-token", "garbage");
+    let basic = TestRequest::new("GET", "/").with("authorization", "Basic eA==");
+    assert_eq!(status(&h.run(&f, &basic)), 200, "no token");
+}
+
+#[test]
+fn a_token_that_is_not_ascii_is_refused() {
+    let h = Host::new();
+    let f = filter(json!({}));
+    let t = token("RS256", NOW, "a");
+    let mut value = format!("Bearer {t}").into_bytes();
+    value.push(0xe4);
+    let req = TestRequest::new("GET", "/").with_bytes("authorization", &value);
     assert_eq!(status(&h.run(&f, &req)), 401);
+    assert_eq!(h.invalid(Reason::NotAscii), 1);
+    // A header that is not UTF-8 but not ours passes untouched.
+    let other = bearer(&t).with_bytes("user-agent", b"\xe4\xb8");
+    assert_eq!(status(&h.run(&f, &other)), 200);
+}
+
+#[test]
+fn a_token_in_a_place_its_issuer_does_not_list_is_refused() {
+    let h = Host::new();
+    let other_issuer = "https://other.example.com";
+    let f = JwtAuthz::from_json(
+        json!({"jwtRules": [
+            {"issuer": ISSUER, "jwks": jwks(&["rsa"]), "fromHeaders": [{"name": "authorization", "prefix": "Bearer "}]},
+            {"issuer": other_issuer, "jwks": jwks(&["rsa"]), "fromHeaders": [{"name": "x-other"}]}]})
+        .to_string()
+        .as_bytes(),
+        "t",
+        &mut SeededRandom::new(1),
+    )
+    .unwrap();
+    let t = token("RS256", NOW, "a");
+    assert_eq!(status(&h.run(&f, &bearer(&t))), 200);
+    let req = TestRequest::new("GET", "/").with("x-other", &t);
+    assert_eq!(status(&h.run(&f, &req)), 401, "ISSUER's token in the other issuer's header");
+    assert_eq!(h.invalid(Reason::WrongLocation), 1);
+}
+
+#[test]
+fn time_claims_outside_envoys_range_are_refused() {
+    let h = Host::new();
+    let f = filter(json!({}));
+    for (claim, value) in [("exp", json!(-1)), ("exp", json!(1e20)), ("nbf", json!(-5)), ("iat", json!(1.9e19))] {
+        let t = token_with("RS256", NOW, "a", json!({ claim: value }));
+        assert_eq!(status(&h.run(&f, &bearer(&t))), 401, "{claim} = {value}");
+    }
+    assert_eq!(h.invalid(Reason::ClaimType), 4);
+    let t = token_with("RS256", NOW, "a", json!({"exp": NOW as f64 + 10.9}));
+    assert_eq!(status(&h.run(&f, &bearer(&t))), 200, "a fraction is truncated");
+}
+
+#[test]
+fn a_principal_needs_iss_and_sub() {
+    let h = Host::new();
+    let f = filter(json!({"policies": [{"rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}]}));
+    let mut c = claims(NOW, "a");
+    c.remove("sub");
+    let key = crate::testkit::key_for("RS256");
+    let no_sub = mint("RS256", key, Some(kid_of(key)), c);
+    assert_eq!(status(&h.run(&f, &bearer(&no_sub))), 403, "a valid token without sub has no principal");
+    assert_eq!(status(&h.run(&f, &bearer(&token("RS256", NOW, "a")))), 200);
+}
+
+#[test]
+fn claims_with_control_characters_never_reach_a_header() {
+    let h = Host::new();
+    let f = filter(json!({"jwtRules": [{"issuer": ISSUER, "jwks": jwks(&["rsa"]),
+        "outputClaimToHeaders": [{"header": "x-user", "claim": "sub"}, {"header": "x-team", "claim": "team"}]}]}));
+    for bad in ["a\r\nx-admin: 1", "a\u{0}b", "tab\there", "del\u{7f}"] {
+        let t = token_with("RS256", NOW, bad, json!({"team": "blue"}));
+        let o = h.run(&f, &bearer(&t));
+        assert_eq!(status(&o), 200);
+        assert_eq!(o.set_headers, vec![("x-team".to_string(), "blue".to_string())], "{bad:?}");
+        assert!(o.remove_headers.contains(&"x-user".to_string()), "the client's copy still goes");
+    }
+    assert_eq!(h.metrics.get(Metric::OutputHeadersDropped as usize), 4);
+}
+
+#[test]
+fn policies_see_output_headers_as_written() {
+    let h = Host::new();
+    let f = filter(json!({"jwtRules": [{"issuer": ISSUER, "jwks": jwks(&["rsa"]),
+        "outputClaimToHeaders": [{"header": "x-user", "claim": "sub"}]}],
+        "policies": [{"rules": [{"when": [{"key": "request.headers[x-user]", "values": ["alice"]}]}]}]}));
+    let bob = token("RS256", NOW, "bob");
+    let forged = bearer(&bob).with("x-user", "alice");
+    assert_eq!(status(&h.run(&f, &forged)), 403, "the client's x-user is not what policies see");
+    assert_eq!(status(&h.run(&f, &bearer(&token("RS256", NOW, "alice")))), 200);
+    let anonymous = TestRequest::new("GET", "/").with("x-user", "alice");
+    assert_eq!(status(&h.run(&f, &anonymous)), 403, "without a token the client's copy is removed");
+}
+
+#[test]
+fn space_delimited_scopes_are_lists() {
+    let h = Host::new();
+    let f = filter(
+        json!({"policies": [{"rules": [{"when": [{"key": "request.auth.claims[scope]", "values": ["write"]}]}]}]}),
+    );
+    let t = token_with("RS256", NOW, "a", json!({"scope": "read write"}));
+    assert_eq!(status(&h.run(&f, &bearer(&t))), 200);
+    let t = token_with("RS256", NOW, "a", json!({"scope": "read writer"}));
+    assert_eq!(status(&h.run(&f, &bearer(&t))), 403);
+    let f =
+        filter(json!({"policies": [{"rules": [{"when": [{"key": "request.auth.claims[team]", "values": ["b"]}]}]}]}));
+    let t = token_with("RS256", NOW, "a", json!({"team": "a b"}));
+    assert_eq!(status(&h.run(&f, &bearer(&t))), 403, "only scope, scp and permission are split");
+}
+
+#[test]
+fn policy_paths_see_the_normalized_path() {
+    let h = Host::new();
+    let f =
+        filter(json!({"policies": [{"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]}]}));
+    let t = token("RS256", NOW, "a");
+    for p in ["/admin", "/public/../admin", "//admin", "/%61dmin/x", "/./admin"] {
+        let req = TestRequest::new("GET", p).with("authorization", &format!("Bearer {t}"));
+        assert_eq!(status(&h.run(&f, &req)), 403, "{p}");
+    }
+}
+
+#[test]
+fn path_templates() {
+    let h = Host::new();
+    let f = filter(
+        json!({"policies": [{"rules": [{"to": [{"operation": {"paths": ["/files/{*}/meta", "/static/{**}"]}}]}]}]}),
+    );
+    let t = token("RS256", NOW, "a");
+    let run = |p: &str| status(&h.run(&f, &TestRequest::new("GET", p).with("authorization", &format!("Bearer {t}"))));
+    assert_eq!(run("/files/a/meta"), 200);
+    assert_eq!(run("/files/a/b/meta"), 403, "{{*}} is one segment");
+    assert_eq!(run("/files//meta"), 403);
+    assert_eq!(run("/static/"), 200);
+    assert_eq!(run("/static/a/b.css"), 200);
+    assert_eq!(run("/files/{*}/meta"), 403, "a template is not a literal");
 }
 
 #[test]

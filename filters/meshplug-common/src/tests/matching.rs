@@ -76,9 +76,29 @@ fn hostile_input_is_linear() {
 
 #[test]
 fn cookies_are_found_by_exact_name() {
-    let h = "theme=dark; uid=user-1;session=abc=def";
-    assert_eq!(cookie(h, "uid"), Some("user-1"));
-    assert_eq!(cookie(h, "session"), Some("abc=def"));
+    use crate::path::cookie;
+    let h = b"theme=dark; uid=user-1;session=abc=def";
+    assert_eq!(cookie(h, "uid"), Some(&b"user-1"[..]));
+    assert_eq!(cookie(h, "session"), Some(&b"abc=def"[..]));
     assert_eq!(cookie(h, "ui"), None);
-    assert_eq!(cookie("", "uid"), None);
+    assert_eq!(cookie(b"", "uid"), None);
+}
+
+#[test]
+fn uri_matches_see_the_normalized_path() {
+    let deny_admin = list(r#"[{"uri":{"prefix":"/admin"}}]"#);
+    for p in ["/public/../admin", "//admin", "/%61dmin", "/./admin/x", "\\admin"] {
+        assert!(deny_admin.matches(&TestRequest::new("GET", p)), "{p}");
+    }
+    assert!(!deny_admin.matches(&TestRequest::new("GET", "/%2e%2e%2Fadmin")), "an escaped slash stays a byte");
+}
+
+#[test]
+fn values_that_are_not_utf8_compare_as_bytes() {
+    let r = TestRequest::new("GET", "/").with_bytes("x-ua", b"abc\xe4\xb8");
+    assert!(list(r#"[{"headers":{"x-ua":{"prefix":"abc"}}}]"#).matches(&r));
+    assert!(!list(r#"[{"headers":{"x-ua":{"exact":"abc"}}}]"#).matches(&r));
+    assert!(list(r#"[{"headers":{"x-ua":{"regex":"abc.*"}}}]"#).matches(&r), "a regex sees U+FFFD");
+    assert!(!list(r#"[{"headers":{"x-ua":{"regex":"[a-z]+"}}}]"#).matches(&r));
+    assert!(list(r#"[{"headers":{"x-ua":{"present":true}}}]"#).matches(&r));
 }

@@ -17,3 +17,15 @@ fn pops_due_items_in_deadline_order() {
     assert_eq!(t.pop_due(ms(1000)), vec!["c"]);
     assert!(t.is_empty());
 }
+
+#[test]
+fn an_entry_taken_out_early_is_gone() {
+    let ms = Duration::from_millis;
+    let mut t = Timers::default();
+    let a = t.push(ms(10), "a");
+    t.push(ms(10), "b");
+    assert_eq!(t.remove(a), Some("a"));
+    assert_eq!(t.remove(a), None);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.pop_due(ms(10)), vec!["b"]);
+}

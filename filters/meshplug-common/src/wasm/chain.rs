@@ -6,15 +6,23 @@
 //! stage that waits (a fault delay) parks the request on the worker's root tick, and when the deadline
 //! passes the chain goes on with the next stage. Response headers the stages asked for are put on the
 //! response in reverse order, as Envoy runs encoder filters.
+//!
+//! While a request is parked, its body and trailers are held too (`on_http_request_body` and
+//! `on_http_request_trailers` answer Pause, as Envoy's own fault filter stops iteration while it
+//! delays): letting either through would send the stream upstream before the later stages ran. A parked
+//! request whose client goes away is taken out of the parking at once (its context is deleted), so a
+//! worker holds memory only for requests that are really waiting.
+//!
+//! No callback can panic: every host call goes through [`super::ffi`], and request headers are read as
+//! bytes.
 
 use crate::config::ConfigError;
 use crate::host::{Clock, RequestHeaders, RequestProperties};
 use crate::reply::{Action as Decided, LocalReply};
-use crate::timers::Timers;
-use crate::wasm::{self, ProxyClock, ProxyMetrics, METRICS_FLUSH};
-use proxy_wasm::hostcalls;
+use crate::timers::{TimerId, Timers};
+use crate::wasm::{self, ffi, HostErrorLog, ProxyClock, ProxyMetrics, METRICS_FLUSH};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, MapType};
+use proxy_wasm::types::{Action, ContextType};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -47,46 +55,74 @@ impl Step {
 /// or a property: the next stage reads what the previous one wrote without asking Envoy again.
 #[derive(Default)]
 pub struct ChainRequest {
-    headers: RefCell<Option<Vec<(String, String)>>>,
+    headers: RefCell<Option<HeaderPairs>>,
     properties: RefCell<Vec<KnownProperty>>,
     now: Cell<Option<Duration>>,
 }
 
+/// Request header pairs as bytes.
+type HeaderPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A property path and its value (`None`: the host has none).
 type KnownProperty = (Vec<String>, Option<Vec<u8>>);
 
+thread_local! {
+    static HEADER_WRITE_ERRORS: HostErrorLog = const { HostErrorLog::new() };
+    static PROPERTY_WRITE_ERRORS: HostErrorLog = const { HostErrorLog::new() };
+}
+
 impl ChainRequest {
-    fn with_headers<T>(&self, f: impl FnOnce(&mut Vec<(String, String)>) -> T) -> T {
+    fn with_headers<T>(&self, f: impl FnOnce(&mut HeaderPairs) -> T) -> T {
         let mut headers = self.headers.borrow_mut();
-        let headers =
-            headers.get_or_insert_with(|| hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default());
+        let headers = headers.get_or_insert_with(|| ffi::get_header_pairs(ffi::MAP_REQUEST_HEADERS));
         f(headers)
     }
 
-    /// Sets (or with `None` removes) a request header, in Envoy and in this view.
-    pub fn set_header(&self, name: &str, value: Option<&str>) {
-        let absent =
-            || self.headers.borrow().as_ref().is_some_and(|h| !h.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)));
+    /// Sets (or with `None` removes) a request header, in Envoy and in this view. `Err` when the host
+    /// refused (logged, throttled): the caller takes its filter's documented safe action.
+    pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), ffi::Status> {
+        let absent = || {
+            self.headers
+                .borrow()
+                .as_ref()
+                .is_some_and(|h| !h.iter().any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())))
+        };
         if value.is_none() && absent() {
-            return; // nothing to remove: no host call
+            return Ok(()); // nothing to remove: no host call
         }
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+        let result = match value {
+            Some(v) => ffi::replace_header(ffi::MAP_REQUEST_HEADERS, name, v.as_bytes()),
+            None => ffi::remove_header(ffi::MAP_REQUEST_HEADERS, name),
+        };
+        if let Err(status) = result {
+            HEADER_WRITE_ERRORS.with(|l| l.report(&format!("change request header {name}"), status));
+            // The view is read again from Envoy, which knows what really happened.
+            self.headers.replace(None);
+            return Err(status);
+        }
         if self.headers.borrow().is_some() {
             self.with_headers(|headers| {
-                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name.as_bytes()));
                 if let Some(v) = value {
-                    headers.push((name.to_ascii_lowercase(), v.to_string()));
+                    headers.push((name.to_ascii_lowercase().into_bytes(), v.as_bytes().to_vec()));
                 }
             });
         }
+        Ok(())
     }
 
-    /// Sets a property (filter state), in Envoy and in this view.
-    pub fn set_property(&self, path: &[&str], value: &[u8]) {
-        let _ = hostcalls::set_property(path.to_vec(), Some(value));
+    /// Sets a property (filter state), in Envoy and in this view. `Err` when the host refused (logged,
+    /// throttled; the view then has no value for it either).
+    pub fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), ffi::Status> {
+        let result = ffi::set_property(path, value);
+        if let Err(status) = result {
+            PROPERTY_WRITE_ERRORS.with(|l| l.report(&format!("set property {}", path.join(".")), status));
+        }
         let mut properties = self.properties.borrow_mut();
         properties.retain(|(p, _)| p.iter().map(String::as_str).ne(path.iter().copied()));
-        properties.push((path.iter().map(|s| s.to_string()).collect(), Some(value.to_vec())));
+        let known = result.is_ok().then(|| value.to_vec());
+        properties.push((path.iter().map(|s| s.to_string()).collect(), known));
+        result
     }
 
     /// Envoy's clock, read once per request.
@@ -99,7 +135,8 @@ impl ChainRequest {
         now
     }
 
-    /// Forgets what was read (a request resumed after a delay may have been changed meanwhile).
+    /// Forgets what was read (a request resumed after a delay may have been changed meanwhile; a request
+    /// that went away needs none of it).
     fn forget(&self) {
         self.headers.replace(None);
         self.properties.borrow_mut().clear();
@@ -108,9 +145,17 @@ impl ChainRequest {
 }
 
 impl RequestHeaders for ChainRequest {
-    fn header(&self, name: &str) -> Option<String> {
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
         // Envoy hands back the first value of a repeated header; so does this view.
-        self.with_headers(|headers| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()))
+        self.with_headers(|headers| {
+            headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone())
+        })
+    }
+
+    fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
+        self.with_headers(|headers| {
+            headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone()).collect()
+        })
     }
 }
 
@@ -121,7 +166,7 @@ impl RequestProperties for ChainRequest {
         {
             return v.clone();
         }
-        let v = hostcalls::get_property(path.to_vec()).ok().flatten();
+        let v = ffi::get_property(path);
         self.properties.borrow_mut().push((path.iter().map(|s| s.to_string()).collect(), v.clone()));
         v
     }
@@ -191,6 +236,22 @@ struct Parked {
     request: Rc<RequestState>,
 }
 
+impl Parked {
+    /// Takes the parked request out of the parking (its client went away). Its headers copy is freed
+    /// with it.
+    fn cancel(chain: &Chain, request: &RequestState) {
+        if let Some(id) = request.parked.take() {
+            chain.parked.borrow_mut().remove(id);
+            chain.retick();
+        }
+        request.view.forget();
+    }
+}
+
+thread_local! {
+    static RESUME_ERRORS: HostErrorLog = const { HostErrorLog::new() };
+}
+
 /// What a worker's HTTP contexts share with its root context.
 struct Chain {
     stages: Vec<Box<dyn Stage>>,
@@ -209,7 +270,7 @@ impl Chain {
     fn retick(&self) {
         let want = if self.parked.borrow().is_empty() { self.stage_period() } else { PARKED_TICK };
         if self.period.replace(want) != want {
-            let _ = hostcalls::set_tick_period(want);
+            let _ = ffi::set_tick_period(want);
         }
     }
 
@@ -236,9 +297,10 @@ impl Chain {
                     } else {
                         request.next.set(usize::MAX);
                     }
-                    request.parked.set(true);
                     let deadline = request.view.now() + delay;
-                    self.parked.borrow_mut().push(deadline, Parked { context_id, then, request: request.clone() });
+                    let id =
+                        self.parked.borrow_mut().push(deadline, Parked { context_id, then, request: request.clone() });
+                    request.parked.set(Some(id));
                     self.retick();
                     return Action::Pause;
                 }
@@ -251,9 +313,10 @@ impl Chain {
     fn wake_due(&self, now: Duration) {
         let due = self.parked.borrow_mut().pop_due(now);
         for parked in due {
-            parked.request.parked.set(false);
+            parked.request.parked.set(None);
             // A request whose client went away is no longer known to Envoy: nothing to do.
-            if hostcalls::set_effective_context(parked.context_id).is_err() {
+            if ffi::set_effective_context(parked.context_id).is_err() {
+                parked.request.view.forget();
                 continue;
             }
             match &parked.then {
@@ -261,7 +324,9 @@ impl Chain {
                 None => {
                     parked.request.view.forget();
                     if matches!(self.run(parked.context_id, &parked.request), Action::Continue) {
-                        let _ = hostcalls::resume_http_request();
+                        if let Err(status) = ffi::continue_request() {
+                            RESUME_ERRORS.with(|l| l.report("resume a delayed request", status));
+                        }
                     }
                 }
             }
@@ -310,7 +375,7 @@ impl RootContext for ChainRoot {
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
-        let stages = match (self.build)(&wasm::plugin_configuration(), &wasm::plugin_name(self.name)) {
+        let stages = match (self.build)(&wasm::plugin_configuration(), &wasm::plugin_instance(self.name)) {
             Ok(stages) => stages,
             Err((filter, e)) => return wasm::refuse_config(filter, &e),
         };
@@ -343,7 +408,11 @@ impl RootContext for ChainRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let chain = self.chain.clone()?;
+        // Envoy creates no request contexts for a plugin whose configuration was refused; should it
+        // ever, an empty chain lets the request through rather than the SDK panicking on `None`.
+        let chain = self.chain.clone().unwrap_or_else(|| {
+            Rc::new(Chain { stages: Vec::new(), parked: RefCell::default(), period: Cell::new(Duration::ZERO) })
+        });
         Some(Box::new(ChainHttp { id: context_id, chain, request: Rc::new(RequestState::default()) }))
     }
 
@@ -357,7 +426,8 @@ impl RootContext for ChainRoot {
 struct RequestState {
     /// The index of the next stage to run (`usize::MAX` once a stage answered).
     next: Cell<usize>,
-    parked: Cell<bool>,
+    /// Where the request waits while a stage delays it.
+    parked: Cell<Option<TimerId>>,
     /// Response headers per stage that let the request through, in chain order.
     response_headers: RefCell<Vec<Vec<(String, String)>>>,
     /// Stages to tell when the request ends.
@@ -371,6 +441,17 @@ struct ChainHttp {
     request: Rc<RequestState>,
 }
 
+impl ChainHttp {
+    fn hold_while_parked(&self) -> Action {
+        // A stage that answered (`next` = MAX) also keeps the rest of the stream from going upstream.
+        if self.request.parked.get().is_some() || self.request.next.get() == usize::MAX {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+}
+
 impl Context for ChainHttp {}
 
 impl HttpContext for ChainHttp {
@@ -380,11 +461,12 @@ impl HttpContext for ChainHttp {
 
     fn on_http_request_body(&mut self, _: usize, _: bool) -> Action {
         // While parked, keep the body buffered: letting it through would resume the request early.
-        if self.request.parked.get() {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.hold_while_parked()
+    }
+
+    fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        // Trailers too: a Continue here would send the stream upstream before the later stages ran.
+        self.hold_while_parked()
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
@@ -397,6 +479,7 @@ impl HttpContext for ChainHttp {
 
 impl Drop for ChainHttp {
     fn drop(&mut self) {
+        Parked::cancel(&self.chain, &self.request);
         for index in self.request.notify.borrow().iter() {
             if let Some(stage) = self.chain.stages.get(*index) {
                 stage.on_done();

@@ -3,13 +3,21 @@
 
 use crate::host::{Clock, Metrics, SharedData, SharedDataError};
 use crate::reply::LocalReply;
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{GrpcStatusCode, LogLevel, MapType, MetricType, Status};
+use crate::throttle::LogThrottle;
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 pub mod chain;
+pub mod ffi;
+
+/// proxy-wasm log levels.
+const TRACE: u32 = 0;
+const DEBUG: u32 = 1;
+const INFO: u32 = 2;
+const WARN: u32 = 3;
+const ERROR: u32 = 4;
+const CRITICAL: u32 = 5;
 
 /// Forwards `log` records to Envoy with a `[<filter>]` prefix taken from the record's target.
 struct ProxyLogger;
@@ -23,14 +31,14 @@ impl log::Log for ProxyLogger {
 
     fn log(&self, record: &log::Record) {
         let level = match record.level() {
-            log::Level::Error => LogLevel::Error,
-            log::Level::Warn => LogLevel::Warn,
-            log::Level::Info => LogLevel::Info,
-            log::Level::Debug => LogLevel::Debug,
-            log::Level::Trace => LogLevel::Trace,
+            log::Level::Error => ERROR,
+            log::Level::Warn => WARN,
+            log::Level::Info => INFO,
+            log::Level::Debug => DEBUG,
+            log::Level::Trace => TRACE,
         };
         let line = format!("{} {}", crate::log_prefix(record.target()), record.args());
-        let _ = hostcalls::log(level, &line);
+        ffi::log(level, &line);
     }
 
     fn flush(&self) {}
@@ -45,27 +53,22 @@ pub fn init(filter: &'static str) {
         log::set_max_level(log::LevelFilter::Trace);
     }
     std::panic::set_hook(Box::new(move |info| {
-        let _ = hostcalls::log(LogLevel::Critical, &format!("[{filter}] panic: {info}"));
+        ffi::log(CRITICAL, &format!("[{filter}] panic: {info}"));
     }));
 }
 
 /// The plugin configuration (Istio's `pluginConfig` as JSON); empty when there is none.
 pub fn plugin_configuration() -> Vec<u8> {
-    hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    ffi::get_buffer(ffi::BUFFER_PLUGIN_CONFIGURATION, 0, usize::MAX).unwrap_or_default()
 }
 
-/// The plugin's name (Istio's `pluginName`, Envoy's `config.name`): it keeps two instances of a filter
-/// in one proxy apart in shared data. `filter` when the host has none.
-pub fn plugin_name(filter: &str) -> String {
-    hostcalls::get_property(vec!["plugin_name"])
-        .ok()
-        .flatten()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| filter.to_string())
+/// The name of this plugin instance in shared-data keys: Envoy's Wasm config `name` (Istio sets
+/// `<namespace>.<WasmPlugin name>`, unique per proxy), with the `root_id` when it differs from the name
+/// (`name/root_id`). `filter` when the host has neither.
+pub fn plugin_instance(filter: &str) -> String {
+    let property =
+        |name: &str| ffi::get_property(&[name]).and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty());
+    crate::instance_key(property("plugin_name").as_deref(), property("plugin_root_id").as_deref(), filter)
 }
 
 /// Logs a refused config (one line naming the field) and returns `false` for `on_configure`, so Envoy
@@ -77,7 +80,7 @@ pub fn refuse_config(filter: &str, e: &crate::config::ConfigError) -> bool {
 
 /// Logs the version line; call from the root context's `on_vm_start`.
 pub fn log_version(filter: &str) {
-    let _ = hostcalls::log(LogLevel::Info, &format!("[{filter}] {}", crate::version_line(filter)));
+    ffi::log(INFO, &format!("[{filter}] {}", crate::version_line(filter)));
 }
 
 /// Envoy's clock.
@@ -85,7 +88,7 @@ pub struct ProxyClock;
 
 impl Clock for ProxyClock {
     fn now(&self) -> Duration {
-        hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default()
+        ffi::current_time().unwrap_or_default()
     }
 }
 
@@ -94,14 +97,14 @@ pub struct ProxySharedData;
 
 impl SharedData for ProxySharedData {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        hostcalls::get_shared_data(key).unwrap_or((None, None))
+        ffi::get_shared_data(key)
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
+        match ffi::set_shared_data(key, value, cas) {
             Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(SharedDataError::CasMismatch),
-            Err(other) => Err(SharedDataError::Host(format!("{other:?}"))),
+            Err(ffi::CAS_MISMATCH) => Err(SharedDataError::CasMismatch),
+            Err(other) => Err(SharedDataError::Host(format!("status {other}"))),
         }
     }
 }
@@ -128,10 +131,10 @@ impl ProxyMetrics {
             .iter()
             .map(|name| {
                 let full = crate::metrics::metric_name(filter, name.as_ref());
-                match hostcalls::define_metric(MetricType::Counter, &full) {
+                match ffi::define_counter(&full) {
                     Ok(id) => Some(id),
                     Err(e) => {
-                        log::error!(target: "meshplug", "cannot define metric {full}: {e:?}");
+                        log::error!(target: "meshplug", "cannot define metric {full}: status {e}");
                         None
                     }
                 }
@@ -146,7 +149,7 @@ impl ProxyMetrics {
         for (id, pending) in self.ids.iter().zip(self.pending.iter()) {
             let n = pending.replace(0);
             if let (Some(id), true) = (id, n > 0) {
-                let _ = hostcalls::increment_metric(*id, i64::try_from(n).unwrap_or(i64::MAX));
+                let _ = ffi::increment_metric(*id, i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
     }
@@ -160,54 +163,59 @@ impl Metrics for ProxyMetrics {
     }
 }
 
+/// Host-call failures on a request path, reported at most once a minute per kind (the request still
+/// gets the documented safe answer; see [`ffi`]).
+pub struct HostErrorLog(LogThrottle);
+
+impl HostErrorLog {
+    pub const fn new() -> Self {
+        Self(LogThrottle::new())
+    }
+
+    pub fn report(&self, what: &str, status: ffi::Status) {
+        let now = ProxyClock.now();
+        if let Some(n) = self.0.event(now, Duration::from_secs(60)) {
+            log::warn!(target: "meshplug", "host refused to {what} (status {status}); {n} such failure(s) since the last report");
+        }
+    }
+}
+
+impl Default for HostErrorLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+thread_local! {
+    static RESPONSE_HEADER_ERRORS: HostErrorLog = const { HostErrorLog::new() };
+    static REPLY_ERRORS: HostErrorLog = const { HostErrorLog::new() };
+}
+
 /// Puts headers on the response of the current HTTP context (call from `on_http_response_headers`):
-/// each replaces an upstream header of the same name, except `set-cookie`, which is added.
+/// each replaces an upstream header of the same name, except `set-cookie`, which is added. A header the
+/// host refuses is left out (logged, throttled).
 pub fn add_response_headers(headers: &[(String, String)]) {
     for (name, value) in headers {
-        let _ = if name == "set-cookie" {
-            hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value)
+        let result = if name == "set-cookie" {
+            ffi::add_header(ffi::MAP_RESPONSE_HEADERS, name, value.as_bytes())
         } else {
-            hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value))
+            ffi::replace_header(ffi::MAP_RESPONSE_HEADERS, name, value.as_bytes())
         };
-    }
-}
-
-/// Sends `reply` for the current (effective) HTTP context.
-pub fn send_reply(reply: &LocalReply) {
-    let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let result = match reply.grpc_status.and_then(grpc_code) {
-        Some(code) => {
-            let message = std::str::from_utf8(&reply.body).unwrap_or("");
-            let metadata = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-            hostcalls::send_grpc_response(code, Some(message), metadata)
+        if let Err(status) = result {
+            RESPONSE_HEADER_ERRORS.with(|l| l.report(&format!("set response header {name}"), status));
         }
-        None => hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body)),
-    };
-    if let Err(e) = result {
-        log::error!(target: "meshplug", "cannot send local reply {}: {e:?}", reply.status);
     }
 }
 
-fn grpc_code(status: u32) -> Option<GrpcStatusCode> {
-    use GrpcStatusCode::*;
-    Some(match status {
-        0 => Ok,
-        1 => Cancelled,
-        2 => Unknown,
-        3 => InvalidArgument,
-        4 => DeadlineExceeded,
-        5 => NotFound,
-        6 => AlreadyExists,
-        7 => PermissionDenied,
-        8 => ResourceExhausted,
-        9 => FailedPrecondition,
-        10 => Aborted,
-        11 => OutOfRange,
-        12 => Unimplemented,
-        13 => Internal,
-        14 => Unavailable,
-        15 => DataLoss,
-        16 => Unauthenticated,
-        _ => return None,
-    })
+/// Sends `reply` for the current (effective) HTTP context. When the host refuses (the stream is gone or
+/// already answered), nothing more can be done for it: logged, throttled.
+pub fn send_reply(reply: &LocalReply) {
+    let headers: Vec<(&[u8], &[u8])> = reply.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+    let (status, grpc) = match reply.grpc_status.filter(|c| *c <= 16) {
+        Some(code) => (200, i32::try_from(code).unwrap_or(2)),
+        None => (u32::from(reply.status), -1),
+    };
+    if let Err(e) = ffi::send_local_response(status, &headers, &reply.body, grpc) {
+        REPLY_ERRORS.with(|l| l.report(&format!("send local reply {}", reply.status), e));
+    }
 }

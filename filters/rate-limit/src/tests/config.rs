@@ -33,8 +33,11 @@ fn key_kinds() {
         let json = format!(r#"{{"rules":[{{"name":"r","key":{key},"limits":[{{"requests":1,"per":"1s"}}]}}]}}"#);
         RateLimitConfig::from_json(json.as_bytes()).map(|c| c.rules[0].key.clone())
     };
-    assert_eq!(parse(r#"{"clientIp":{}}"#).unwrap(), KeySpec::ClientIp { trusted_hops: 0 });
-    assert_eq!(parse(r#"{"clientIp":{"trustedHops":2}}"#).unwrap(), KeySpec::ClientIp { trusted_hops: 2 });
+    assert_eq!(parse(r#"{"clientIp":{}}"#).unwrap(), KeySpec::ClientIp { trusted_hops: 0, ipv6_prefix: 64 });
+    assert_eq!(
+        parse(r#"{"clientIp":{"trustedHops":2}}"#).unwrap(),
+        KeySpec::ClientIp { trusted_hops: 2, ipv6_prefix: 64 }
+    );
     assert_eq!(parse(r#"{"path":{}}"#).unwrap(), KeySpec::Path);
     assert_eq!(parse(r#"{"claim":"sub"}"#).unwrap(), KeySpec::Claim("sub".into()));
     let e = parse(r#"{"cookie":"x"}"#).unwrap_err();

@@ -47,3 +47,34 @@ fn huge_keys_are_truncated() {
     let r = req().with("x-user", &big);
     assert_eq!(key_of(&KeySpec::Header("x-user".into()), &r).unwrap().len(), MAX_KEY_BYTES);
 }
+
+#[test]
+fn keys_are_bytes_and_paths_are_normalized() {
+    let r = req().with_bytes("x-user", b"\xe4\xb8").with_bytes("x-other", b"\xe4\xb9");
+    assert_eq!(key_of(&KeySpec::Header("x-user".into()), &r), Some(b"\xe4\xb8".to_vec()));
+    assert_ne!(
+        key_of(&KeySpec::Header("x-user".into()), &r),
+        key_of(&KeySpec::Header("x-other".into()), &r),
+        "two different invalid values are two keys (no U+FFFD collapse)"
+    );
+    for p in ["/a/../api/items", "//api//items", "/%61pi/items?x"] {
+        let r = TestRequest::new("GET", p);
+        assert_eq!(key_of(&KeySpec::Path, &r), Some(b"/api/items".to_vec()), "{p}");
+    }
+}
+
+#[test]
+fn ipv6_clients_are_keyed_by_their_prefix() {
+    let spec = |p| KeySpec::ClientIp { trusted_hops: 0, ipv6_prefix: p };
+    let at = |a: &str| TestRequest::new("GET", "/").with_property(&["source", "address"], a.as_bytes());
+    let a = at("[2001:db8:1:2:aaaa::1]:443");
+    let b = at("[2001:db8:1:2:bbbb::9]:443");
+    let c = at("[2001:db8:1:3::1]:443");
+    assert_eq!(key_of(&spec(64), &a), key_of(&spec(64), &b), "one /64, one key");
+    assert_ne!(key_of(&spec(64), &a), key_of(&spec(64), &c));
+    assert_eq!(key_of(&spec(64), &a), Some(b"2001:db8:1:2::".to_vec()));
+    assert_ne!(key_of(&spec(128), &a), key_of(&spec(128), &b));
+    assert_eq!(key_of(&spec(48), &a), key_of(&spec(48), &c));
+    assert_eq!(key_of(&spec(64), &at("10.0.0.1:1")), Some(b"10.0.0.1".to_vec()));
+    assert_eq!(key_of(&spec(64), &at("[::ffff:10.0.0.1]:1")), Some(b"10.0.0.1".to_vec()));
+}

@@ -207,9 +207,10 @@ fn clock_trouble_never_refills_early_by_more_than_the_jump() {
     // Back to 0 (a broken clock): still refused.
     h.now = Duration::ZERO;
     assert!(!allowed(&h.run(&rl, &get())));
-    // Forward by 4 s from T0: a 4-second jump refills at most 4 s worth (one request every 5 s → none).
+    // Forward again to T0 + 4 s: the steps back were written down as clamps (so the bucket could drain
+    // from the stepped clock on), so the bucket is at most full again: never more than its burst.
     h.now = T0 + Duration::from_secs(4);
-    assert!(!allowed(&h.run(&rl, &get())));
+    assert!((0..10).filter(|_| allowed(&h.run(&rl, &get()))).count() <= 2);
     // A jump of ten years refills the bucket to full, and no more.
     h.now = T0 + Duration::from_secs(10 * 365 * 86400);
     assert_eq!((0..10).filter(|_| allowed(&h.run(&rl, &get()))).count(), 2);
@@ -239,4 +240,22 @@ fn a_flood_of_distinct_keys_cannot_grow_memory_or_reset_any_exhausted_bucket() {
     assert!(!allowed(&h.run(&rl, &victim)), "the victim's exhausted bucket was reset");
     assert!(!allowed(&h.run(&rl, &flooder)), "the flooder's own exhausted bucket was reset");
     assert!(h.count(0, Metric::SharedBucket) > 0, "at the bound, keys share buckets");
+}
+
+#[test]
+fn a_clock_step_back_refuses_for_at_most_one_interval_and_forward_admits_only_the_burst() {
+    let mut h = Host::new();
+    let rl = limiter(r#"{"rules":[{"name":"g","limits":[{"requests":10,"per":"10s","burst":0}]}]}"#, &h);
+    assert_eq!((0..10).filter(|_| allowed(&h.run(&rl, &get()))).count(), 10);
+    // The wall clock steps back an hour: the stored TATs are an hour ahead. The bucket counts as empty
+    // (as it was), and one emission interval later (1 s) a request is admitted again, not an hour later.
+    h.now -= Duration::from_secs(3600);
+    assert!(!allowed(&h.run(&rl, &get())), "still empty right after the step");
+    h.now += Duration::from_millis(1001);
+    let v = h.run(&rl, &get());
+    assert!(allowed(&v), "admissible again after one interval, not after an hour: {v:?}");
+    assert!(!allowed(&h.run(&rl, &get())), "and no more than the refill");
+    // The clock steps forward a day: the bucket is full, never more than full.
+    h.now += Duration::from_secs(86_400);
+    assert_eq!((0..30).filter(|_| allowed(&h.run(&rl, &get()))).count(), 10);
 }
