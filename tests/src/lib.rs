@@ -168,9 +168,6 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
     }
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
     /// Up to `max` (exclusive) arbitrary bytes, as [`Rng::bytes`].
     pub fn bytes_upto(&mut self, max: usize) -> Vec<u8> {
         let n = self.below(max);

@@ -115,10 +115,14 @@ fn randomized_hostile_requests_leave_every_module_serving() {
     }
 }
 
+/// A delayed request with a body and trailers is held for the whole delay, then goes through the later
+/// stages. Note: on Envoy 1.40 this passed also with the chain's trailers handler removed (checked in
+/// both packagings, also with trailers and no body): Envoy did not resume the stream from a Continue on
+/// trailers here, so this test guards the behaviour, not that one line. The handler stays, matching
+/// Envoy's own fault filter, for hosts that do resume.
 #[test]
-fn trailers_do_not_resume_a_delayed_request() {
-    // fault delays, then rate-limit admits one request a minute: every request must reach the limiter,
-    // trailers or not (before the fix, trailers let the stream go upstream past the later stages).
+fn a_delayed_request_with_trailers_still_reaches_the_later_stages() {
+    // fault delays, then rate-limit admits one request a minute: every request must reach the limiter.
     let lab = start(&[
         ("fault", json!({"rules": [{"delay": {"fixedDelay": "300ms"}}]})),
         ("rate-limit", json!({"rules": [{"name": "one", "limits": [{"requests": 1, "per": "60s"}]}]})),

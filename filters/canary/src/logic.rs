@@ -14,7 +14,7 @@ use crate::config::{CanaryConfig, StickyBy};
 use meshplug_common::claims::{claim_value, CLAIMS_PROPERTY};
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, Request};
-use meshplug_common::path::cookie;
+use meshplug_common::path::cookie_values;
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
 
@@ -183,7 +183,7 @@ impl Canary {
 
 /// The first value of cookie `name` across the request's `cookie` headers (HTTP/2 may split them).
 fn cookie_value(req: &dyn Request, name: &str) -> Option<Vec<u8>> {
-    req.header_values("cookie").iter().find_map(|h| cookie(h, name).map(<[u8]>::to_vec))
+    cookie_values(&req.header_values("cookie"), name).next().map(<[u8]>::to_vec)
 }
 
 #[cfg(test)]

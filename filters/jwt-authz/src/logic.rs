@@ -11,7 +11,7 @@ use crate::verify::{verify, CryptoHost};
 use meshplug_common::claims::claim_value;
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, RequestHeaders, SharedData};
-use meshplug_common::path::{cookies, query_params, split_path};
+use meshplug_common::path::{cookie_values, query_params, split_path};
 use meshplug_common::reply::{Action, LocalReply};
 use meshplug_common::throttle::LogThrottle;
 use std::cell::{Cell, RefCell};
@@ -264,7 +264,7 @@ impl JwtAuthz {
                 }
             }
             for name in &rule.from_cookies {
-                let mut values = cookie_headers.iter().flat_map(|h| cookies(h, name));
+                let mut values = cookie_values(&cookie_headers, name);
                 if let Some(v) = values.next() {
                     if values.next().is_some() {
                         return Err(Reason::Ambiguous);

@@ -221,7 +221,11 @@ fn text(req: &dyn RequestHeaders, name: &str) -> String {
     String::from_utf8_lossy(&req.header(name).unwrap_or_default()).into_owned()
 }
 
-fn operation_holds(o: &Operation, req: &dyn RequestHeaders) -> bool {
+/// The normalized path of the request, computed the first time an operation needs it (once per
+/// request, however many policies name paths).
+type LazyPath = std::cell::OnceCell<String>;
+
+fn operation_holds(o: &Operation, req: &dyn RequestHeaders, lazy_path: &LazyPath) -> bool {
     if !o.methods.is_empty() || !o.not_methods.is_empty() {
         let method = text(req, ":method");
         if (!o.methods.is_empty() && !o.methods.contains(&method)) || o.not_methods.contains(&method) {
@@ -230,9 +234,10 @@ fn operation_holds(o: &Operation, req: &dyn RequestHeaders) -> bool {
     }
     if !o.paths.is_empty() || !o.not_paths.is_empty() {
         // The normalized path: `/public/../admin`, `//admin` and `/%61dmin` are `/admin`.
-        let path = normalized_path(&req.header(":path").unwrap_or_default());
-        let path = String::from_utf8_lossy(&path);
-        let any = |patterns: &[PathPattern]| patterns.iter().any(|p| p.matches(&path));
+        let path = lazy_path.get_or_init(|| {
+            String::from_utf8_lossy(&normalized_path(&req.header(":path").unwrap_or_default())).into_owned()
+        });
+        let any = |patterns: &[PathPattern]| patterns.iter().any(|p| p.matches(path));
         if (!o.paths.is_empty() && !any(&o.compiled.paths)) || any(&o.compiled.not_paths) {
             return false;
         }
@@ -247,9 +252,9 @@ fn operation_holds(o: &Operation, req: &dyn RequestHeaders) -> bool {
     true
 }
 
-fn rule_matches(r: &PolicyRule, req: &dyn RequestHeaders, auth: &Auth) -> bool {
+fn rule_matches(r: &PolicyRule, req: &dyn RequestHeaders, auth: &Auth, path: &LazyPath) -> bool {
     (r.from.is_empty() || r.from.iter().any(|f| source_holds(&f.source, auth)))
-        && (r.to.is_empty() || r.to.iter().any(|t| operation_holds(&t.operation, req)))
+        && (r.to.is_empty() || r.to.iter().any(|t| operation_holds(&t.operation, req, path)))
         && r.when.iter().all(|c| condition_holds(c, req, auth))
 }
 
@@ -262,9 +267,10 @@ pub enum Decision {
 }
 
 pub fn decide(policies: &[Policy], req: &dyn RequestHeaders, auth: &Auth) -> Decision {
+    let path = LazyPath::new();
     let label = |i: usize, p: &Policy| p.name.clone().unwrap_or_else(|| format!("policies[{i}]"));
     for (i, p) in policies.iter().enumerate().filter(|(_, p)| p.action == PolicyAction::Deny) {
-        if p.rules.iter().any(|r| rule_matches(r, req, auth)) {
+        if p.rules.iter().any(|r| rule_matches(r, req, auth, &path)) {
             return Decision::Deny(format!("DENY policy {} matched", label(i, p)));
         }
     }
@@ -272,7 +278,7 @@ pub fn decide(policies: &[Policy], req: &dyn RequestHeaders, auth: &Auth) -> Dec
     if allows.peek().is_none() {
         return Decision::Allow;
     }
-    if allows.any(|p| p.rules.iter().any(|r| rule_matches(r, req, auth))) {
+    if allows.any(|p| p.rules.iter().any(|r| rule_matches(r, req, auth, &path))) {
         Decision::Allow
     } else {
         Decision::Deny("no ALLOW policy matched".into())

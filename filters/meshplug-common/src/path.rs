@@ -141,6 +141,12 @@ pub fn cookies<'h>(header: &'h [u8], name: &str) -> impl Iterator<Item = &'h [u8
     })
 }
 
+/// Every value of cookie `name` across all of a request's `cookie` headers (HTTP/2 clients may send
+/// cookies as several headers), as sent.
+pub fn cookie_values<'h>(headers: &'h [Vec<u8>], name: &'h str) -> impl Iterator<Item = &'h [u8]> + 'h {
+    headers.iter().flat_map(move |h| cookies(h, name))
+}
+
 /// The first value of cookie `name` in one `cookie` request header, as sent.
 pub fn cookie<'h>(header: &'h [u8], name: &str) -> Option<&'h [u8]> {
     cookies(header, name).next()

@@ -10,8 +10,7 @@
 //! the host returns with [`crate::wire`], which refuses a malformed map instead of indexing into it.
 //!
 //! Policy for a status that is not Ok: the wrapper returns `Err(status)`; callers take the documented
-//! safe action (a header that cannot be written is logged once per kind and counted in
-//! [`host_errors`]). The SDK is still used for the context lifecycle (its dispatcher) and for
+//! safe action and log it through `wasm::HostErrorLog` (at most once a minute per kind). The SDK is still used for the context lifecycle (its dispatcher) and for
 //! `dispatch_http_call`, whose callout it must register; that helper panics only on statuses other
 //! than Ok, BadArgument and InternalFailure, which are the only ones Envoy's `httpCall` returns for
 //! arguments in valid memory (Envoy `source/extensions/common/wasm/context.cc`, `Context::httpCall`).
@@ -22,7 +21,6 @@
 //! takes them back.
 #![allow(unsafe_code)]
 
-use std::cell::Cell;
 use std::ptr::{null, null_mut};
 use std::time::Duration;
 
@@ -120,20 +118,10 @@ extern "C" {
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
 }
 
-thread_local! {
-    static HOST_ERRORS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Host calls that returned a status other than Ok on a request path, in this VM (for metrics/tests).
-pub fn host_errors() -> u64 {
-    HOST_ERRORS.get()
-}
-
 fn check(status: u32) -> Result<(), Status> {
     if status == 0 {
         Ok(())
     } else {
-        HOST_ERRORS.set(HOST_ERRORS.get().saturating_add(1));
         Err(status)
     }
 }
@@ -174,12 +162,12 @@ pub fn get_buffer(buffer_type: u32, start: usize, max_size: usize) -> Result<Vec
     match status {
         0 => Ok(take(data, size)),
         NOT_FOUND | 7 => Ok(Vec::new()),
-        s => check(s).map(|_| Vec::new()),
+        s => Err(s),
     }
 }
 
 /// Every pair of a header map, as bytes. A map the host cannot give, or that does not parse, is
-/// empty (and counted in [`host_errors`]).
+/// empty.
 pub fn get_header_pairs(map_type: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: out-pointers to live locals.
@@ -187,10 +175,7 @@ pub fn get_header_pairs(map_type: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
     if check(status).is_err() {
         return Vec::new();
     }
-    crate::wire::decode_map(&take(data, size)).unwrap_or_else(|| {
-        let _ = check(u32::MAX);
-        Vec::new()
-    })
+    crate::wire::decode_map(&take(data, size)).unwrap_or_default()
 }
 
 pub fn get_header_value(map_type: u32, name: &str) -> Option<Vec<u8>> {
@@ -250,10 +235,6 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), 
     // SAFETY: both slices are live for the call.
     let status =
         unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas.unwrap_or(0)) };
-    // A lost compare-and-swap is an expected outcome, not a host error.
-    if status == CAS_MISMATCH {
-        return Err(CAS_MISMATCH);
-    }
     check(status)
 }
 
@@ -279,12 +260,7 @@ pub fn send_local_response(
 
 pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
     // SAFETY: no pointers. Unknown ids (a request that went away) come back as BadArgument.
-    let status = unsafe { proxy_set_effective_context(context_id) };
-    if status == 0 {
-        Ok(())
-    } else {
-        Err(status)
-    }
+    check(unsafe { proxy_set_effective_context(context_id) })
 }
 
 pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, Status> {
