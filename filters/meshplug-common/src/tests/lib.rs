@@ -8,8 +8,8 @@ fn prefixes_come_from_the_crate_name() {
 
 #[test]
 fn instance_keys_tell_plugins_apart() {
-    assert_eq!(instance_key(Some("payments.jwt"), Some("jwt-authz"), "jwt-authz"), "payments.jwt/jwt-authz");
-    assert_eq!(instance_key(Some("rate-limit.2"), Some("rate-limit"), "rate-limit"), "rate-limit.2/rate-limit");
-    assert_eq!(instance_key(Some("fault"), Some("fault"), "fault"), "fault");
-    assert_eq!(instance_key(None, None, "canary"), "canary");
+    assert_eq!(crate::instance_key(Some("payments.jwt"), Some("jwt-authz"), "jwt-authz"), "payments.jwt/jwt-authz");
+    assert_eq!(crate::instance_key(Some("rate-limit.2"), Some("rate-limit"), "rate-limit"), "rate-limit.2/rate-limit");
+    assert_eq!(crate::instance_key(Some("fault"), Some("fault"), "fault"), "fault");
+    assert_eq!(crate::instance_key(None, None, "canary"), "canary");
 }
