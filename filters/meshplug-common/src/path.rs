@@ -7,7 +7,10 @@
 //! <https://istio.io/latest/docs/reference/config/security/normalization/>:
 //!
 //! 1. A percent-escape of an unreserved character (`A-Z a-z 0-9 - . _ ~`) is decoded (`%61` → `a`,
-//!    `%2e` → `.`), once (no double decoding); every other escape is kept, its hex digits upper-cased.
+//!    `%2e` → `.`); every other escape is kept, its hex digits upper-cased. `%25` (an escaped `%`) is
+//!    never decoded, so `%2561` stays as it is (no double decoding), but an escape that decoding
+//!    forms (`%%361` → `%61`) is decoded in turn: the result is a fixpoint, what an upstream that
+//!    decodes the forwarded path once more would also see.
 //!    `%2F` and `%5C` (escaped `/` and `\`) therefore stay escaped, as with Istio's default: they are
 //!    decoded only by the sidecar option `DECODE_AND_MERGE_SLASHES`. A `%` not followed by two hex
 //!    digits is kept as it is.
@@ -43,29 +46,46 @@ fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// Decodes an escape of an unreserved character that `out` ends with (and any that this forms in
+/// turn), or upper-cases the hex digits of another escape it ends with.
+fn reduce_escape(out: &mut Vec<u8>) {
+    loop {
+        let n = out.len();
+        let tail = match out.get(n.saturating_sub(3)..) {
+            Some(&[b'%', hi, lo]) if n >= 3 => (hex_value(hi), hex_value(lo)),
+            _ => return,
+        };
+        let (Some(hi), Some(lo)) = tail else { return };
+        let c = hi * 16 + lo;
+        out.truncate(n - 3);
+        if unreserved(c) {
+            out.push(c);
+        } else {
+            out.push(b'%');
+            out.extend_from_slice(&[hex_digit(hi), hex_digit(lo)]);
+            return;
+        }
+    }
+}
+
+fn hex_digit(v: u8) -> u8 {
+    if v < 10 {
+        b'0' + v
+    } else {
+        b'A' + v - 10
+    }
+}
+
 /// The normalized form of a path (without its query string); see the module documentation.
 pub fn normalize(path: &[u8]) -> Vec<u8> {
-    // Steps 1 and 2: one pass over the bytes.
-    let mut decoded = Vec::with_capacity(path.len());
-    let mut i = 0;
-    while let Some(&b) = path.get(i) {
-        if b == b'%' {
-            let hi = path.get(i + 1).copied().and_then(hex_value);
-            let lo = path.get(i + 2).copied().and_then(hex_value);
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                let c = hi * 16 + lo;
-                if unreserved(c) {
-                    decoded.push(c);
-                } else {
-                    decoded.push(b'%');
-                    decoded.extend(path.get(i + 1..i + 3).unwrap_or(&[]).iter().map(u8::to_ascii_uppercase));
-                }
-                i += 3;
-                continue;
-            }
-        }
+    // Steps 1 and 2: one pass over the bytes. The output is kept reduced as it grows: when the bytes
+    // just written end in an escape of an unreserved character, it is decoded there and then, so an
+    // escape that only forms after decoding (`%%361` → `%61` → `a`) is decoded too and the result is a
+    // fixpoint (normalizing twice gives the same path), in time linear in the input.
+    let mut decoded: Vec<u8> = Vec::with_capacity(path.len());
+    for &b in path {
         decoded.push(if b == b'\\' { b'/' } else { b });
-        i += 1;
+        reduce_escape(&mut decoded);
     }
     // Steps 3 and 4: split into segments (empty ones are merged slashes) and resolve dot segments.
     let absolute = decoded.first() == Some(&b'/');

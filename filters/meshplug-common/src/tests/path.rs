@@ -23,7 +23,10 @@ fn dot_segments_slashes_and_unreserved_escapes() {
     assert_eq!(n("/%2e%2e/admin"), "/admin", "escaped dots are dots");
     assert_eq!(n("/%2E%2e%2fadmin"), "/..%2Fadmin", "an escaped slash stays escaped (Istio's default)");
     assert_eq!(n("/a%5cb"), "/a%5Cb");
-    assert_eq!(n("/a%2561"), "/a%2561", "decoded once, never twice");
+    assert_eq!(n("/a%2561"), "/a%2561", "an escaped % is never decoded (no double decoding)");
+    assert_eq!(n("/%%361dmin"), "/admin", "an escape that decoding forms is decoded: a fixpoint");
+    assert_eq!(n("/%%%3361dmin"), "/admin");
+    assert_eq!(n("/%a%31"), "/%A1", "an escape formed by decoding, of a reserved byte, is upper-cased");
     assert_eq!(n("/a%zz%4"), "/a%zz%4", "a broken escape is kept");
     assert_eq!(n("/%7Euser"), "/~user");
 }
