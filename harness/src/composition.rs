@@ -46,6 +46,10 @@ pub struct Defaults {
     pub tag: String,
     #[serde(default = "default_pull_policy")]
     pub image_pull_policy: String,
+    /// Name of a Secret (docker-registry type) in the workload's namespace, for a private registry:
+    /// rendered as the WasmPlugin's `imagePullSecret`.
+    #[serde(default)]
+    pub image_pull_secret: Option<String>,
     /// Per filter name: `FAIL_CLOSE`, `FAIL_OPEN` or `FAIL_RELOAD` (overrides meshplug's defaults).
     #[serde(default)]
     pub fail_strategy: BTreeMap<String, String>,
@@ -72,6 +76,7 @@ impl Default for Defaults {
             registry: default_registry(),
             tag: default_tag(),
             image_pull_policy: default_pull_policy(),
+            image_pull_secret: None,
             fail_strategy: BTreeMap::new(),
             digests: BTreeMap::new(),
             module_dir: None,

@@ -45,6 +45,13 @@ enum Cmd {
         /// EnvoyFilter resources instead of WasmPlugins.
         #[arg(long)]
         envoyfilter: bool,
+        /// Do not pin `sha256` to the local builds' image digests (modules without `defaults.digests`
+        /// are then rendered unpinned: replicas may run different builds).
+        #[arg(long)]
+        no_pin: bool,
+        /// The image shape whose digest is pinned (as `meshplug push --format`).
+        #[arg(long, value_enum, default_value_t = meshplug_harness::oci::Format::Compat)]
+        format: meshplug_harness::oci::Format,
         /// Deploy every workload's chain as one bundle module (meshplug.wasm) instead of one module per
         /// filter (same as `bundle: true` on each workload).
         #[arg(long)]
@@ -82,6 +89,28 @@ enum Cmd {
         #[arg(long)]
         envoy: Option<PathBuf>,
     },
+    /// Soak: all four filters chained (examples/soak/composition.yaml) under steady load with hostile
+    /// requests mixed in; prints requests, unintended answers, VM restarts and Envoy's RSS at start and
+    /// end. Targets: 0 unintended, 0 restarts, RSS growth < 5 % after warm-up. Exit 1 when missed.
+    Soak {
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Run the chain as one bundle module (meshplug.wasm) instead of four modules.
+        #[arg(long)]
+        bundle: bool,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Hostile requests per 100 ordinary ones.
+        #[arg(long, default_value_t = 5)]
+        hostile_percent: u64,
+        #[arg(long)]
+        composition: Option<PathBuf>,
+        #[arg(long)]
+        envoy: Option<PathBuf>,
+        /// Do not rebuild the filter modules first.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Print a JWT signed with the examples' demo key (filters/jwt-authz/testdata/rsa.pem, kid rsa-1,
     /// issuer https://auth.example.com), valid for an hour. For trying the examples only.
     DemoToken {
@@ -97,6 +126,9 @@ enum Cmd {
     /// Build a module's OCI image (a filter, or `meshplug` for the bundle) (Wasm artifact istio-agent accepts) as an OCI layout directory.
     Package {
         filter: String,
+        /// Image shape: `compat` (one tar+gzip layer holding plugin.wasm) or `artifact` (two-layer Wasm artifact).
+        #[arg(long, value_enum, default_value_t = meshplug_harness::oci::Format::Compat)]
+        format: meshplug_harness::oci::Format,
         #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
         tag: String,
         /// Output directory (default: <target>/oci/<filter>).
@@ -105,7 +137,23 @@ enum Cmd {
     },
     /// Push a filter's image to a registry: `meshplug push rate-limit oci://registry.example.com/meshplug/rate-limit:0.1.0`.
     /// Credentials from MESHPLUG_REGISTRY_USER / MESHPLUG_REGISTRY_PASSWORD; plain HTTP for 127.0.0.1/localhost.
-    Push { filter: String, target: String },
+    Push {
+        filter: String,
+        target: String,
+        /// Image shape: `compat` (one tar+gzip layer holding plugin.wasm) or `artifact` (two-layer Wasm artifact).
+        #[arg(long, value_enum, default_value_t = meshplug_harness::oci::Format::Compat)]
+        format: meshplug_harness::oci::Format,
+    },
+    /// Pull a module the way istio-agent does (its acceptance rules, its reasons when it refuses) and
+    /// write it to a file: `meshplug pull oci://127.0.0.1:5000/meshplug/fault:0.1.0 -o fault.wasm`.
+    Pull {
+        url: String,
+        /// The WasmPlugin `sha256` to check (the manifest digest, hex).
+        #[arg(long)]
+        sha256: Option<String>,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Print the JSON Schema of a module's pluginConfig (generated from its config types; `meshplug`: the bundle's).
     Schema { filter: String },
     /// Say which Envoy binary would be used, and why.
@@ -138,9 +186,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
-        Cmd::Render { composition, out, envoyfilter, bundle } => {
-            let c = Composition::load(&composition)?.bundled(bundle);
+        Cmd::Render { composition, out, envoyfilter, bundle, no_pin, format } => {
+            let mut c = Composition::load(&composition)?.bundled(bundle);
             check(&c, &composition)?;
+            if !no_pin {
+                for (module, digest) in meshplug_harness::render::pin_local_builds(&mut c, format)? {
+                    eprintln!("pinned {module} to {digest}: push this build (`meshplug push {module} <url> --format {format:?}`)");
+                }
+            }
             let rendered = meshplug_harness::render::render(&c, envoyfilter)?;
             meshplug_harness::render::write(&rendered, &out)?;
             for path in rendered.keys() {
@@ -159,6 +212,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{}: {e}", composition.display());
             }
             Ok(ExitCode::FAILURE)
+        }
+        Cmd::Soak { minutes, bundle, connections, hostile_percent, composition, envoy, no_build } => {
+            if !no_build {
+                build_modules()?;
+            }
+            let mut opts = meshplug_harness::soak::SoakOptions::new(std::time::Duration::from_secs_f64(minutes * 60.0));
+            opts.bundle = bundle;
+            opts.connections = connections;
+            opts.hostile_percent = hostile_percent;
+            opts.envoy = envoy;
+            if let Some(c) = composition {
+                opts.composition = c;
+            }
+            eprintln!("meshplug soak: {minutes} min, {} ...", opts.composition.display());
+            let report = meshplug_harness::soak::run(&opts)?;
+            println!("\nmeshplug soak --minutes {minutes}{}: Envoy with 2 workers, {connections} connections, {hostile_percent} hostile per 100\n", if bundle { " --bundle" } else { "" });
+            println!("{}", report.table());
+            let met = report.met_targets();
+            println!(
+                "\ntargets (0 unintended, 0 VM restarts, RSS growth < 5 %): {}",
+                if met { "met" } else { "MISSED" }
+            );
+            Ok(if met { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Cmd::Bench { suite, rounds, seconds, connections, envoy } => {
             let binary = find_envoy(envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
@@ -201,18 +277,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", jwt_authz::testkit::mint("RS256", "rsa", Some("rsa-1"), c));
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Package { filter, tag, out } => {
+        Cmd::Package { filter, format, tag, out } => {
             let module = meshplug_harness::filters::module_path(&filter)?;
-            let img = meshplug_harness::oci::image(&std::fs::read(&module)?)?;
+            let img = meshplug_harness::oci::image(&std::fs::read(&module)?, format)?;
             let dir = out.unwrap_or_else(|| meshplug_harness::filters::module_dir().join("../../oci").join(&filter));
             meshplug_harness::oci::write_layout(&img, &dir, &tag)?;
             println!("{} ({}): {} → {}", filter, module.display(), img.digest, dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Push { filter, target } => {
+        Cmd::Pull { url, sha256, out } => {
+            let (digest, wasm) = meshplug_harness::oci::pull(&url, sha256.as_deref())?;
+            std::fs::write(&out, &wasm)?;
+            println!("{url}@sha256:{digest}: {} bytes → {}", wasm.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Push { filter, target, format } => {
             let module = meshplug_harness::filters::module_path(&filter)?;
-            let img = meshplug_harness::oci::image(&std::fs::read(&module)?)?;
+            let img = meshplug_harness::oci::image(&std::fs::read(&module)?, format)?;
             let digest = meshplug_harness::oci::push(&img, &target)?;
+            anyhow::ensure!(
+                digest == img.digest,
+                "the registry stored manifest {digest}, not the one packaged ({})",
+                img.digest
+            );
             println!("{target}@{digest}");
             println!("render with: defaults.digests.{filter}: \"{digest}\"");
             Ok(ExitCode::SUCCESS)

@@ -1,63 +1,193 @@
-//! Wasm modules as OCI images that istio-agent pulls: an artifact whose one layer has media type
-//! `application/vnd.module.wasm.content.layer.v1+wasm` and whose config is
-//! `application/vnd.module.wasm.config.v1+json` (the Wasm OCI artifact format istio-agent accepts).
-//! `package` writes it as an OCI image layout directory; `push` sends it to a registry with the
-//! maintained `oci-client` crate. Both produce the same manifest bytes (canonical JSON), so the same
-//! digest, which `render` takes for the WasmPlugin's `sha256`.
+//! Wasm modules as OCI images that istio-agent pulls, and a puller that applies istio-agent's rules.
+//!
+//! Two image shapes, both accepted by istio-agent (Istio 1.28/1.29 `pkg/wasm/imagefetcher.go`, after
+//! the Wasm image spec at github.com/solo-io/wasm `spec/`):
+//! - [`Format::Compat`] (the default): an OCI image with ONE layer of media type
+//!   `application/vnd.oci.image.layer.v1.tar+gzip` holding `plugin.wasm`, an OCI image config, and the
+//!   annotation `module.wasm.image/variant: compat`. Any registry and any OCI tool handles it.
+//! - [`Format::Artifact`]: the spec's "oci" variant, EXACTLY two layers: the runtime config
+//!   (`application/vnd.module.wasm.config.v1+json`) and the module
+//!   (`application/vnd.module.wasm.content.layer.v1+wasm`).
+//!
+//! An image is deterministic: the tar entry has fixed header fields (mode 0644, uid/gid 0, mtime 0, no
+//! user names), the gzip stream has no timestamp, name or OS byte of the machine, and the manifest is
+//! canonical JSON — so one module always gives one digest, on any machine. That digest is what a
+//! WasmPlugin pins as `sha256`, so `render` can compute it without a registry.
+//!
+//! [`pull`] is what the tests use to read an image back, and it does NOT trust our own packaging: it
+//! applies istio-agent's acceptance rules as read at their source (`pkg/wasm/imagefetcher.go`
+//! `PrepareFetch`, `extractDockerImage`, `extractOCIStandardImage`, `extractOCIArtifactImage`,
+//! `extractWasmPluginBinary`; `pkg/wasm/cache.go` `getOrFetch` for the checksum and the Wasm magic
+//! bytes), with the agent's reasons when it refuses.
 
-use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::OciImageManifest;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
 use std::path::Path;
 
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const DOCKER_LAYER_TAR_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const WASM_LAYER: &str = "application/vnd.module.wasm.content.layer.v1+wasm";
 pub const WASM_CONFIG: &str = "application/vnd.module.wasm.config.v1+json";
-const CONFIG_BYTES: &[u8] = b"{}";
+/// The file istio-agent looks for in a compat image's layer.
+pub const PLUGIN_FILE: &str = "plugin.wasm";
 
-/// A packaged module.
+/// Which image shape to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// One tar+gzip layer holding `plugin.wasm` (OCI image, "compat" variant).
+    #[default]
+    Compat,
+    /// Two layers: runtime config and the raw module (Wasm artifact, "oci" variant).
+    Artifact,
+}
+
+/// One blob of an image (config or layer).
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub media_type: String,
+    pub data: Vec<u8>,
+    pub annotations: Vec<(String, String)>,
+}
+
+impl Blob {
+    fn new(media_type: &str, data: Vec<u8>) -> Self {
+        Self { media_type: media_type.into(), data, annotations: vec![] }
+    }
+
+    fn descriptor(&self) -> serde_json::Value {
+        let mut d =
+            serde_json::json!({"mediaType": self.media_type, "digest": sha256(&self.data), "size": self.data.len()});
+        if !self.annotations.is_empty() {
+            d["annotations"] =
+                self.annotations.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect();
+        }
+        d
+    }
+}
+
+/// A packaged module: its blobs and manifest.
+#[derive(Debug, Clone)]
 pub struct Image {
-    pub layer: ImageLayer,
-    pub config: Config,
-    pub manifest: OciImageManifest,
+    pub manifest_media_type: String,
+    pub config: Blob,
+    pub layers: Vec<Blob>,
     /// The manifest as pushed (canonical JSON).
     pub manifest_bytes: Vec<u8>,
-    /// `sha256:<hex>` of `manifest_bytes`.
+    /// `sha256:<hex>` of `manifest_bytes`: what a WasmPlugin pins as `sha256` (without the prefix).
     pub digest: String,
 }
 
-fn sha256(bytes: &[u8]) -> String {
+impl Image {
+    /// An image from its parts (any shape: tests build the shapes istio-agent refuses with this).
+    pub fn assemble(
+        manifest_media_type: &str,
+        config: Blob,
+        layers: Vec<Blob>,
+        annotations: &[(&str, &str)],
+    ) -> anyhow::Result<Image> {
+        let mut manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest_media_type,
+            "config": config.descriptor(),
+            "layers": layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
+        });
+        if !annotations.is_empty() {
+            manifest["annotations"] =
+                annotations.iter().map(|(k, v)| ((*k).to_string(), serde_json::Value::from(*v))).collect();
+        }
+        let manifest_bytes = canonical_json(&manifest)?;
+        let digest = sha256(&manifest_bytes);
+        Ok(Image { manifest_media_type: manifest_media_type.into(), config, layers, manifest_bytes, digest })
+    }
+
+    /// The digest's hex part: the WasmPlugin `sha256` field.
+    pub fn sha256_hex(&self) -> &str {
+        self.digest.trim_start_matches("sha256:")
+    }
+}
+
+fn canonical_json(v: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
+    v.serialize(&mut ser)?;
+    Ok(out)
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
     format!("sha256:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-/// The image of a module.
-pub fn image(wasm: &[u8]) -> anyhow::Result<Image> {
-    let layer = ImageLayer::new(wasm.to_vec(), WASM_LAYER.to_string(), None);
-    let config = Config::new(CONFIG_BYTES.to_vec(), WASM_CONFIG.to_string(), None);
-    let manifest = OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
-    let mut manifest_bytes = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut manifest_bytes, olpc_cjson::CanonicalFormatter::new());
-    manifest.serialize(&mut ser)?;
-    let digest = sha256(&manifest_bytes);
-    Ok(Image { layer, config, manifest, manifest_bytes, digest })
+/// `plugin.wasm` in a tar archive with fixed header fields, gzip-compressed without a timestamp.
+pub fn plugin_tar_gz(wasm: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_path(PLUGIN_FILE)?;
+    header.set_size(wasm.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    tar.append(&header, wasm)?;
+    let tar = tar.into_inner()?;
+    // GzBuilder writes mtime 0, no file name and OS byte 255 (unknown) unless told otherwise.
+    let mut gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar)?;
+    Ok((tar.clone(), gz.finish()?))
+}
+
+/// The image of a module in the given shape.
+pub fn image(wasm: &[u8], format: Format) -> anyhow::Result<Image> {
+    match format {
+        Format::Compat => {
+            let (tar, layer) = plugin_tar_gz(wasm)?;
+            let config = serde_json::json!({
+                "architecture": "wasm",
+                "os": "wasip1",
+                "rootfs": {"type": "layers", "diff_ids": [sha256(&tar)]},
+                "config": {},
+            });
+            Image::assemble(
+                OCI_MANIFEST,
+                Blob::new(OCI_CONFIG, canonical_json(&config)?),
+                vec![Blob::new(OCI_LAYER_TAR_GZIP, layer)],
+                &[("module.wasm.image/variant", "compat")],
+            )
+        }
+        Format::Artifact => {
+            let runtime = canonical_json(&serde_json::json!({"type": "envoy_proxy", "abiVersions": ["v0.2.1"]}))?;
+            let mut config_layer = Blob::new(WASM_CONFIG, runtime.clone());
+            config_layer.annotations.push(("org.opencontainers.image.title".into(), "runtime-config.json".into()));
+            let mut module = Blob::new(WASM_LAYER, wasm.to_vec());
+            module.annotations.push(("org.opencontainers.image.title".into(), PLUGIN_FILE.into()));
+            Image::assemble(OCI_MANIFEST, Blob::new(WASM_CONFIG, runtime), vec![config_layer, module], &[])
+        }
+    }
 }
 
 /// Writes the image as an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`) tagged `tag`.
 pub fn write_layout(img: &Image, dir: &Path, tag: &str) -> anyhow::Result<()> {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs)?;
-    for bytes in [&img.layer.data[..], &img.config.data[..], &img.manifest_bytes[..]] {
-        let d = sha256(bytes);
-        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), bytes)?;
+    let all = std::iter::once(&img.config.data).chain(img.layers.iter().map(|l| &l.data));
+    for bytes in all.map(Vec::as_slice).chain([img.manifest_bytes.as_slice()]) {
+        std::fs::write(blobs.join(sha256(bytes).trim_start_matches("sha256:")), bytes)?;
     }
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let index = serde_json::json!({
         "schemaVersion": 2,
         "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "mediaType": img.manifest_media_type,
             "digest": img.digest,
             "size": img.manifest_bytes.len(),
             "annotations": { "org.opencontainers.image.ref.name": tag }
@@ -92,30 +222,153 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-/// Pushes the image; returns the manifest digest the registry stored.
+/// Pushes the image's blobs and then its manifest bytes exactly as built; returns the digest the
+/// registry answers for the tag (it must equal [`Image::digest`]).
 pub fn push(img: &Image, target: &str) -> anyhow::Result<String> {
     let r = reference(target)?;
     let c = client(&r);
+    let a = auth();
     runtime()?.block_on(async {
-        c.push(&r, std::slice::from_ref(&img.layer), img.config.clone(), &auth(), Some(img.manifest.clone()))
+        c.auth(&r, &a, oci_client::RegistryOperation::Push)
             .await
-            .map_err(|e| anyhow::anyhow!("push to {target} failed: {e}"))?;
-        let (_, digest) = c
-            .pull_image_manifest(&r, &auth())
+            .map_err(|e| anyhow::anyhow!("authenticating to {target} failed: {e}"))?;
+        for blob in std::iter::once(&img.config).chain(&img.layers) {
+            c.push_blob(&r, blob.data.clone(), &sha256(&blob.data))
+                .await
+                .map_err(|e| anyhow::anyhow!("pushing a blob to {target} failed: {e}"))?;
+        }
+        let content_type = img.manifest_media_type.parse()?;
+        c.push_manifest_raw(&r, img.manifest_bytes.clone(), content_type)
+            .await
+            .map_err(|e| anyhow::anyhow!("pushing the manifest to {target} failed: {e}"))?;
+        let (bytes, _) = c
+            .pull_manifest_raw(&r, &a, &[OCI_MANIFEST, DOCKER_MANIFEST])
             .await
             .map_err(|e| anyhow::anyhow!("reading back {target} failed: {e}"))?;
-        Ok(digest)
+        Ok(sha256(&bytes))
     })
 }
 
-/// Pulls an image; returns its manifest digest and the module bytes.
-pub fn pull(target: &str) -> anyhow::Result<(String, Vec<u8>)> {
-    let r = reference(target)?;
+/// Why istio-agent would refuse an image (its words, from the source files named in the module doc).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("could not fetch Wasm OCI image: could not fetch manifest: {0}")]
+    Manifest(String),
+    #[error("module downloaded from {url} has checksum {actual}, which does not match: {expected}")]
+    Checksum { url: String, actual: String, expected: String },
+    #[error("could not fetch Wasm binary: {0}")]
+    Binary(String),
+    #[error("fetched Wasm binary from {0} is invalid")]
+    NotWasm(String),
+}
+
+/// What istio-agent would load from `url` (`oci://…`), or why it would refuse. `expected_sha256` is
+/// a WasmPlugin's `sha256` (hex, the manifest digest); `None` accepts any digest, as the agent does.
+/// Returns the manifest digest (hex) and the module bytes.
+pub fn pull(url: &str, expected_sha256: Option<&str>) -> Result<(String, Vec<u8>), Refusal> {
+    let r = reference(url).map_err(|e| Refusal::Manifest(e.to_string()))?;
     let c = client(&r);
-    runtime()?.block_on(async {
-        let data =
-            c.pull(&r, &auth(), vec![WASM_LAYER]).await.map_err(|e| anyhow::anyhow!("pull {target} failed: {e}"))?;
-        let layer = data.layers.into_iter().next().ok_or_else(|| anyhow::anyhow!("{target} has no layer"))?;
-        Ok((data.digest.unwrap_or_default(), layer.data.to_vec()))
+    let a = auth();
+    let rt = runtime().map_err(|e| Refusal::Manifest(e.to_string()))?;
+    rt.block_on(async {
+        let (bytes, _) = c
+            .pull_manifest_raw(&r, &a, &[OCI_MANIFEST, DOCKER_MANIFEST])
+            .await
+            .map_err(|e| Refusal::Manifest(e.to_string()))?;
+        // go-containerregistry's img.Digest(): the sha256 of the manifest as served.
+        let actual = sha256(&bytes).trim_start_matches("sha256:").to_string();
+        if let Some(expected) = expected_sha256 {
+            if expected != actual {
+                return Err(Refusal::Checksum { url: url.into(), actual, expected: expected.into() });
+            }
+        }
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Refusal::Manifest(format!("not a manifest: {e}")))?;
+        let layers: Vec<OciDescriptor> = serde_json::from_value(manifest["layers"].clone())
+            .map_err(|e| Refusal::Binary(format!("could not fetch layers: {e}")))?;
+        let fetch = |d: OciDescriptor| {
+            let (c, r) = (&c, &r);
+            async move {
+                let mut out = Vec::new();
+                c.pull_blob(r, &d, &mut out)
+                    .await
+                    .map_err(|e| Refusal::Binary(format!("could not get layer content: {e}")))?;
+                Ok::<Vec<u8>, Refusal>(out)
+            }
+        };
+        let wasm = if manifest["mediaType"] == DOCKER_MANIFEST {
+            let last = last_layer(&layers, DOCKER_LAYER_TAR_GZIP).map_err(|e| {
+                Refusal::Binary(format!("could not extract Wasm file from the image as Docker container {e}"))
+            })?;
+            plugin_from_tar_gz(&fetch(last).await?).map_err(|e| {
+                Refusal::Binary(format!(
+                    "could not extract Wasm file from the image as Docker container could not extract wasm binary: {e}"
+                ))
+            })?
+        } else {
+            // The compat variant first; then the artifact ("oci") variant; both reasons when neither.
+            let compat = match last_layer(&layers, OCI_LAYER_TAR_GZIP) {
+                Ok(last) => {
+                    plugin_from_tar_gz(&fetch(last).await?).map_err(|e| format!("could not extract wasm binary: {e}"))
+                }
+                Err(e) => Err(e),
+            };
+            match compat {
+                Ok(wasm) => wasm,
+                Err(compat_error) => match artifact_layer(&layers) {
+                    Ok(layer) => fetch(layer).await?,
+                    Err(oci_error) => {
+                        return Err(Refusal::Binary(format!(
+                            "the given image is in invalid format as an OCI image: 2 errors occurred:\n\
+                             \t* could not parse as compat variant: {compat_error}\n\
+                             \t* could not parse as oci variant: {oci_error}"
+                        )))
+                    }
+                },
+            }
+        };
+        // cache.go isValidWasmBinary: at least 8 bytes, starting with the magic number.
+        if wasm.len() < 8 || !wasm.starts_with(b"\0asm") {
+            return Err(Refusal::NotWasm(url.into()));
+        }
+        Ok((actual, wasm))
     })
+}
+
+/// The last layer, which must have `media_type` (extractDockerImage / extractOCIStandardImage).
+fn last_layer(layers: &[OciDescriptor], media_type: &str) -> Result<OciDescriptor, String> {
+    let last = layers.last().ok_or("number of layers must be greater than zero")?;
+    if last.media_type != media_type {
+        return Err(format!("invalid media type {} (expect {media_type})", last.media_type));
+    }
+    Ok(last.clone())
+}
+
+/// The module layer of a two-layer artifact (extractOCIArtifactImage).
+fn artifact_layer(layers: &[OciDescriptor]) -> Result<OciDescriptor, String> {
+    if layers.len() != 2 {
+        return Err(format!("number of layers must be 2 but got {}", layers.len()));
+    }
+    layers
+        .iter()
+        .find(|l| l.media_type == WASM_LAYER)
+        .cloned()
+        .ok_or_else(|| format!("could not find the layer of type {WASM_LAYER}"))
+}
+
+/// The first entry whose base name is `plugin.wasm` (extractWasmPluginBinary).
+fn plugin_from_tar_gz(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let gz = flate2::read::GzDecoder::new(bytes);
+    let mut archive = tar::Archive::new(gz);
+    let entries = archive.entries().map_err(|e| format!("failed to parse layer as tar.gz: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        if path.file_name().is_some_and(|n| n == PLUGIN_FILE) {
+            let mut out = Vec::new();
+            entry.read_to_end(&mut out).map_err(|e| format!("failed to read {PLUGIN_FILE}: {e}"))?;
+            return Ok(out);
+        }
+    }
+    Err(format!("{PLUGIN_FILE} not found in the archive"))
 }

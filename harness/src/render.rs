@@ -76,6 +76,32 @@ fn url(c: &Composition, filter: &str) -> String {
     }
 }
 
+/// Pins every module the composition deploys that `defaults.digests` does not name to the digest of
+/// the local build as `meshplug package`/`push` would package it (images are deterministic): what
+/// `meshplug render` does unless told `--no-pin`. Returns the modules pinned, with their digests;
+/// refuses when a module is not built (pinning nothing would let replicas run different builds).
+pub fn pin_local_builds(c: &mut Composition, format: crate::oci::Format) -> anyhow::Result<Vec<(String, String)>> {
+    if c.defaults.module_dir.is_some() {
+        return Ok(vec![]);
+    }
+    let mut pinned = Vec::new();
+    let names: std::collections::BTreeSet<String> =
+        c.workloads.iter().flat_map(|w| w.modules()).map(|m| m.name).collect();
+    for name in names {
+        if c.defaults.digests.contains_key(&name) {
+            continue;
+        }
+        let path = crate::filters::module_path(&name)?;
+        let wasm = std::fs::read(&path).map_err(|e| {
+            anyhow::anyhow!("cannot pin {name}: {} ({e}); build the modules first, set defaults.digests.{name}, or render with --no-pin", path.display())
+        })?;
+        let digest = crate::oci::image(&wasm, format)?.digest;
+        c.defaults.digests.insert(name.clone(), digest.clone());
+        pinned.push((name, digest));
+    }
+    Ok(pinned)
+}
+
 fn digest(c: &Composition, filter: &str) -> Option<String> {
     c.defaults.digests.get(filter).map(|d| d.trim_start_matches("sha256:").to_string())
 }
@@ -128,6 +154,9 @@ fn wasm_plugin(c: &Composition, w: &Workload, p: &Placed) -> Value {
     });
     if let Some(d) = digest(c, p.filter) {
         spec["sha256"] = json!(d);
+    }
+    if let Some(secret) = &c.defaults.image_pull_secret {
+        spec["imagePullSecret"] = json!(secret);
     }
     if let Some(sel) = &w.selector {
         spec["selector"] = json!({ "matchLabels": sel });

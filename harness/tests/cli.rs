@@ -79,7 +79,7 @@ fn validate_a_manifest_dir_names_file_resource_and_pointer() {
 fn render_writes_the_committed_output() {
     let dir = std::env::temp_dir().join(format!("meshplug-cli-render-{}", std::process::id()));
     let composition = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/composition.yaml");
-    let (code, out, err) = meshplug(&["render", composition, "-o", dir.to_str().unwrap()]);
+    let (code, out, err) = meshplug(&["render", composition, "-o", dir.to_str().unwrap(), "--no-pin"]);
     assert_eq!(code, 0, "{out}{err}");
     let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/rendered/payments/jwt-authz.yaml");
     assert_eq!(
@@ -90,10 +90,25 @@ fn render_writes_the_committed_output() {
 }
 
 #[test]
+fn render_pins_each_module_to_its_local_build_by_default() {
+    let dir = std::env::temp_dir().join(format!("meshplug-cli-render-pin-{}", std::process::id()));
+    let composition = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/composition.yaml");
+    let (code, out, err) = meshplug(&["render", composition, "-o", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("pinned jwt-authz to sha256:"), "{err}");
+    let text = std::fs::read_to_string(dir.join("payments/jwt-authz.yaml")).unwrap();
+    let plugin: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let wasm = std::fs::read(meshplug_harness::filters::module_path("jwt-authz").unwrap()).unwrap();
+    let packaged = meshplug_harness::oci::image(&wasm, meshplug_harness::oci::Format::Compat).unwrap();
+    assert_eq!(plugin["spec"]["sha256"], packaged.sha256_hex(), "the digest `meshplug push` gives this build");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn render_bundle_writes_one_wasmplugin_per_workload() {
     let dir = std::env::temp_dir().join(format!("meshplug-cli-render-bundle-{}", std::process::id()));
     let composition = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/composition.yaml");
-    let (code, out, err) = meshplug(&["render", composition, "-o", dir.to_str().unwrap(), "--bundle"]);
+    let (code, out, err) = meshplug(&["render", composition, "-o", dir.to_str().unwrap(), "--bundle", "--no-pin"]);
     assert_eq!(code, 0, "{out}{err}");
     let mut files: Vec<String> = std::fs::read_dir(dir.join("payments"))
         .unwrap()

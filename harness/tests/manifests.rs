@@ -52,7 +52,7 @@ fn the_committed_manifests_have_not_drifted_and_validate() {
             let committed = std::fs::read_to_string(root().join(dir).join(path)).unwrap_or_default();
             assert!(
                 &committed == text,
-                "{dir}/{path} differs from `meshplug render` today; run:\n  cargo run -p meshplug-harness -- render manifests/composition.yaml -o {dir}{}{}",
+                "{dir}/{path} differs from `meshplug render` today; run:\n  cargo run -p meshplug-harness -- render manifests/composition.yaml -o {dir} --no-pin{}{}",
                 if envoyfilter { " --envoyfilter" } else { "" },
                 if bundle { " --bundle" } else { "" }
             );

@@ -54,6 +54,8 @@ fn fail_reload_reloads_the_vm_and_the_next_request_succeeds() {
     assert!(after.iter().all(|s| *s == Some(200)), "the VM was reloaded: {after:?}");
     let starts = lab.envoy.log().matches("[trap] VM started").count();
     assert!(starts > 3, "a reload starts a new VM, visible in the log ({starts} VM starts)");
+    // And in Envoy's stats: `wasm.<plugin name>.vm_reload_success` (FAIL_RELOAD only).
+    assert!(lab.envoy.stat("wasm.trap.vm_reload_success") >= 1, "{:?}", lab.envoy.stats());
 }
 
 #[test]

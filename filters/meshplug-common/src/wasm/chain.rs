@@ -9,7 +9,9 @@
 //!
 //! While a request is parked, its body and trailers are held too (`on_http_request_body` and
 //! `on_http_request_trailers` answer Pause, as Envoy's own fault filter stops iteration while it
-//! delays): letting either through would send the stream upstream before the later stages ran. A parked
+//! delays): letting either through would send the stream upstream before the later stages ran. (Envoy
+//! itself does not deliver them to a paused filter: proxy-wasm-cpp-host turns a `StopIteration` on
+//! headers into `StopAllIterationAndWatermark`; the handlers are for hosts that do.) A parked
 //! request whose client goes away is taken out of the parking at once (its context is deleted), so a
 //! worker holds memory only for requests that are really waiting.
 //!
