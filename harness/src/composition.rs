@@ -144,13 +144,24 @@ pub struct Workload {
     pub name: String,
     #[serde(default = "default_namespace")]
     pub namespace: String,
-    /// Pod labels (`selector.matchLabels`); at most one of `selector` and `targetRefs`.
+    /// Pod labels (`selector.matchLabels`). Exactly one of `selector`, `targetRefs` and
+    /// `namespaceWide: true` is required: a WasmPlugin with neither applies to every workload of its
+    /// namespace, which must be said, not fallen into.
     pub selector: Option<BTreeMap<String, String>>,
-    /// Gateway API targets (`targetRefs`), e.g. `[{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]`.
-    pub target_refs: Option<Vec<serde_json::Value>>,
-    /// Which traffic: `SERVER` (inbound), `CLIENT` (outbound) or `CLIENT_AND_SERVER`.
+    /// Policy targets (`targetRefs`), e.g. `[{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]`.
+    /// Kinds Istio accepts: Gateway and GatewayClass (`gateway.networking.k8s.io`), Service (core),
+    /// ServiceEntry (`networking.istio.io`) — the last two attach to the service's waypoint.
+    pub target_refs: Option<Vec<TargetRef>>,
+    /// Every workload of the namespace (neither `selector` nor `targetRefs`).
+    #[serde(default)]
+    pub namespace_wide: bool,
+    /// Which traffic: `SERVER` (inbound), `CLIENT` (outbound and gateways) or `CLIENT_AND_SERVER`.
+    /// Default: each filter's own side (see [`default_mode`]); `CLIENT` for Gateway targets and
+    /// `SERVER` for Service/ServiceEntry (waypoint) targets.
     pub mode: Option<String>,
-    /// Only these ports.
+    /// Only these ports (1–65535). On the server side these are the **container ports** (a Service's
+    /// `targetPort`), not the Service's ports: Istio matches inbound traffic by the port the pod
+    /// listens on, and a Service port that differs silently skips the plugin.
     #[serde(default)]
     pub ports: Vec<u32>,
     /// Deploy the chain as one module (`meshplug.wasm`, one WasmPlugin) instead of one module per filter.
@@ -162,6 +173,23 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The traffic a module of this workload gets (`match[].mode`): the workload's `mode`, else
+    /// `CLIENT` for gateway targets, `SERVER` for Service/ServiceEntry targets, else the filter's own
+    /// side ([`default_mode`]); a bundle takes its filters' common side (a bundle mixing sides needs
+    /// `mode`, which `validate` says).
+    pub fn mode(&self, module: &str) -> &str {
+        if let Some(m) = &self.mode {
+            return m;
+        }
+        if let Some(refs) = &self.target_refs {
+            return if refs.iter().any(TargetRef::is_gateway) { "CLIENT" } else { "SERVER" };
+        }
+        if module == filters::BUNDLE.name {
+            return self.filters.first().map_or("SERVER", |f| default_mode(&f.name));
+        }
+        default_mode(module)
+    }
+
     /// The modules this workload deploys, in order: its filters, or the bundle with its filters as the
     /// chain.
     pub fn modules(&self) -> Vec<FilterEntry> {
@@ -170,6 +198,46 @@ impl Workload {
         }
         let chain = filters::bundle_config(self.filters.iter().map(|f| (f.name.as_str(), &f.plugin_config)));
         vec![FilterEntry { name: filters::BUNDLE.name.to_string(), plugin_config: chain }]
+    }
+}
+
+/// A `targetRefs` entry (Istio's `PolicyTargetReference`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetRef {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    /// Istio refuses cross-namespace references; kept only to give that error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// The target kinds Istio accepts, as (group, kind): `allowedTargetRefs` in istio/istio
+/// `pkg/config/validation/validation.go` (1.29), the group `""` being core.
+pub const TARGET_KINDS: [(&str, &str); 4] = [
+    ("", "Service"),
+    ("networking.istio.io", "ServiceEntry"),
+    ("gateway.networking.k8s.io", "Gateway"),
+    ("gateway.networking.k8s.io", "GatewayClass"),
+];
+
+impl TargetRef {
+    /// Attaches to a gateway (Istio treats gateway listeners as `CLIENT` traffic).
+    pub fn is_gateway(&self) -> bool {
+        self.kind == "Gateway" || self.kind == "GatewayClass"
+    }
+}
+
+/// The side a filter protects when the workload does not say: jwt-authz, rate-limit and fault guard
+/// the server they run in front of (`SERVER`: inbound); canary steers the calls a workload makes
+/// (`CLIENT`: outbound).
+pub fn default_mode(filter: &str) -> &'static str {
+    if filter == "canary" {
+        "CLIENT"
+    } else {
+        "SERVER"
     }
 }
 
@@ -296,14 +364,7 @@ impl Composition {
             if self.workloads.iter().take(w).any(|o| o.name == workload.name) {
                 errors.push(ConfigError::new(child(&wp, "name"), format!("duplicate workload {:?}", workload.name)));
             }
-            if workload.selector.is_some() && workload.target_refs.is_some() {
-                errors.push(ConfigError::new(wp.clone(), "at most one of `selector` and `targetRefs`"));
-            }
-            if let Some(m) = &workload.mode {
-                if !["SERVER", "CLIENT", "CLIENT_AND_SERVER"].contains(&m.as_str()) {
-                    errors.push(ConfigError::new(child(&wp, "mode"), "expected SERVER, CLIENT or CLIENT_AND_SERVER"));
-                }
-            }
+            errors.extend(scope_errors(workload, &wp));
             if workload.filters.is_empty() {
                 errors.push(ConfigError::new(child(&wp, "filters"), "a workload needs at least one filter"));
             }
@@ -319,6 +380,111 @@ impl Composition {
         }
         errors
     }
+}
+
+/// Where a workload's plugins attach, checked as Istio would apply them: exactly one of `selector`,
+/// `targetRefs`, `namespaceWide`; target kinds Istio accepts, in the workload's namespace; a `mode` that
+/// can match the targets' listeners; ports 1–65535. The listener matching mirrored is
+/// `matchTrafficSelectors` in istio/istio `pilot/pkg/model/extensions.go` (1.29): gateways are `CLIENT`,
+/// waypoints (Service/ServiceEntry targets) `SERVER` with no port.
+fn scope_errors(w: &Workload, wp: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let scopes = [w.selector.is_some(), w.target_refs.is_some(), w.namespace_wide].iter().filter(|s| **s).count();
+    if scopes == 0 {
+        errors.push(ConfigError::new(
+            wp,
+            "needs `selector` (pod labels) or `targetRefs`: without them Istio applies the plugins to every \
+             workload of the namespace; say `namespaceWide: true` if that is meant",
+        ));
+    } else if scopes > 1 {
+        errors.push(ConfigError::new(wp, "exactly one of `selector`, `targetRefs` and `namespaceWide: true`"));
+    }
+    if let Some(sel) = &w.selector {
+        if sel.is_empty() {
+            errors.push(ConfigError::new(
+                child(wp, "selector"),
+                "no labels: this selects every workload; use `namespaceWide: true` if that is meant",
+            ));
+        }
+        for (k, v) in sel {
+            if k.is_empty() || k.contains('*') || v.contains('*') {
+                errors.push(ConfigError::new(
+                    child(&child(wp, "selector"), k),
+                    "labels must be non-empty and without wildcards",
+                ));
+            }
+        }
+    }
+    let mut kinds = Vec::new();
+    for (i, r) in w.target_refs.iter().flatten().enumerate() {
+        let rp = child(&child(wp, "targetRefs"), i);
+        if !TARGET_KINDS.contains(&(r.group.as_str(), r.kind.as_str())) {
+            let known: Vec<String> = TARGET_KINDS
+                .iter()
+                .map(|(g, k)| if g.is_empty() { k.to_string() } else { format!("{g}/{k}") })
+                .collect();
+            errors.push(ConfigError::new(
+                rp.clone(),
+                format!("Istio cannot attach a WasmPlugin to {}/{}; targets: {}", r.group, r.kind, known.join(", ")),
+            ));
+        }
+        if r.namespace.as_deref().is_some_and(|n| !n.is_empty()) {
+            errors.push(ConfigError::new(
+                child(&rp, "namespace"),
+                "cross-namespace targets are not supported by Istio; leave it out",
+            ));
+        }
+        if r.name.is_empty() {
+            errors.push(ConfigError::new(child(&rp, "name"), "must not be empty"));
+        }
+        kinds.push(r.is_gateway());
+    }
+    if w.target_refs.as_ref().is_some_and(|r| r.is_empty()) {
+        errors.push(ConfigError::new(child(wp, "targetRefs"), "at least one target"));
+    }
+    let gateway = kinds.iter().any(|g| *g);
+    if gateway && kinds.iter().any(|g| !*g) {
+        errors.push(ConfigError::new(
+            child(wp, "targetRefs"),
+            "gateways and services in one workload: their listeners match different modes; use two workloads",
+        ));
+    }
+    match w.mode.as_deref() {
+        None | Some("CLIENT_AND_SERVER") => {}
+        Some(m @ ("SERVER" | "CLIENT")) => {
+            if gateway && m == "SERVER" {
+                errors.push(ConfigError::new(
+                    child(wp, "mode"),
+                    "gateway listeners are CLIENT traffic in Istio: SERVER never attaches to a Gateway target",
+                ));
+            }
+            if !kinds.is_empty() && !gateway && m == "CLIENT" {
+                errors.push(ConfigError::new(child(wp, "mode"), "a Service/ServiceEntry target attaches to its waypoint, whose listeners are SERVER traffic: CLIENT never attaches"));
+            }
+        }
+        Some(_) => errors.push(ConfigError::new(child(wp, "mode"), "expected SERVER, CLIENT or CLIENT_AND_SERVER")),
+    }
+    if w.mode.is_none() && w.bundle && w.target_refs.is_none() {
+        let sides: std::collections::BTreeSet<&str> = w.filters.iter().map(|f| default_mode(&f.name)).collect();
+        if sides.len() > 1 {
+            errors.push(ConfigError::new(
+                child(wp, "mode"),
+                "a bundle of server-side filters (jwt-authz, rate-limit, fault) and client-side ones (canary) needs an explicit `mode`",
+            ));
+        }
+    }
+    for (i, p) in w.ports.iter().enumerate() {
+        if !(1..=65535).contains(p) {
+            errors.push(ConfigError::new(child(&child(wp, "ports"), i), format!("{p} is not a port (1-65535)")));
+        }
+    }
+    if !w.ports.is_empty() && !kinds.is_empty() && !gateway {
+        errors.push(ConfigError::new(
+            child(wp, "ports"),
+            "a waypoint (Service/ServiceEntry target) matches no port: with ports the plugin never attaches",
+        ));
+    }
+    errors
 }
 
 /// A Kubernetes DNS label: 1–63 of `a-z0-9-`, starting and ending alphanumeric.
@@ -337,7 +503,7 @@ mod tests {
     #[test]
     fn errors_carry_pointers_into_the_composition() {
         let c = Composition::parse(
-            "workloads:\n- name: a\n  filters:\n  - name: fault\n    pluginConfig: {rules: [{abort: {httpStatus: 42}}]}\n  - name: nope\n",
+            "workloads:\n- name: a\n  namespaceWide: true\n  filters:\n  - name: fault\n    pluginConfig: {rules: [{abort: {httpStatus: 42}}]}\n  - name: nope\n",
         )
         .unwrap();
         let errors = c.validate();

@@ -1,13 +1,18 @@
-//! `meshplug validate` for Istio manifests: every WasmPlugin and EnvoyFilter is checked against Istio
-//! 1.29's CRD schema (OpenAPI v3, in `harness/schemas/`) and by meshplug's own rules — the pluginConfig
-//! through the filter's own parser, enum values, `selector`/`targetRefs` exclusivity, URL schemes,
-//! the `sha256` form. Every error names the file, the resource, the JSON pointer and the reason.
+//! `meshplug validate` for Istio manifests: every WasmPlugin, EnvoyFilter, ServiceEntry and
+//! DestinationRule is checked against Istio 1.29's CRD schema (OpenAPI v3, in `harness/schemas/`), and
+//! WasmPlugins and EnvoyFilters by meshplug's own rules — the pluginConfig through the filter's own
+//! parser, enum values, `selector`/`targetRefs` exclusivity and target kinds (as istiod's
+//! `pkg/config/validation/validation.go`), a scope (selector, targetRefs, or the namespace-wide
+//! annotation), a `match`, URL schemes, the `sha256` form, ECDS type URLs that accept istio-agent's RBAC
+//! stand-in. Every error names the file, the resource, the JSON pointer and the reason.
 
 use serde_json::Value;
 use std::path::Path;
 
 const WASMPLUGIN_SCHEMA: &str = include_str!("../schemas/wasmplugin.json");
 const ENVOYFILTER_SCHEMA: &str = include_str!("../schemas/envoyfilter.json");
+const SERVICEENTRY_SCHEMA: &str = include_str!("../schemas/serviceentry.json");
+const DESTINATIONRULE_SCHEMA: &str = include_str!("../schemas/destinationrule.json");
 
 /// One problem in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +59,9 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
     let schema = match (kind, doc["apiVersion"].as_str()) {
         ("WasmPlugin", Some("extensions.istio.io/v1alpha1")) => WASMPLUGIN_SCHEMA,
         ("EnvoyFilter", Some("networking.istio.io/v1alpha3")) => ENVOYFILTER_SCHEMA,
+        // The mesh resources `render` adds for a remote JWKS.
+        ("ServiceEntry", Some("networking.istio.io/v1")) => SERVICEENTRY_SCHEMA,
+        ("DestinationRule", Some("networking.istio.io/v1")) => DESTINATIONRULE_SCHEMA,
         ("Kustomization", _) => return errors,
         _ => {
             return vec![err(
@@ -67,8 +75,41 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
     }
     let spec = &doc["spec"];
     if kind == "WasmPlugin" {
-        if spec.get("selector").is_some() && spec.get("targetRefs").is_some() {
+        let scopes = ["selector", "targetRef", "targetRefs"].iter().filter(|k| spec.get(**k).is_some()).count();
+        if scopes > 1 {
             errors.push(err("/spec", "at most one of `selector` and `targetRefs`".into()));
+        }
+        let wide = doc
+            .pointer(&format!("/metadata/annotations/{}", crate::render::NAMESPACE_WIDE.replace('/', "~1")))
+            .and_then(Value::as_str)
+            == Some("true");
+        if scopes == 0 && !wide {
+            errors.push(err(
+                "/spec",
+                format!(
+                    "neither `selector` nor `targetRefs`: Istio applies this plugin to every workload of the \
+                     namespace; if that is meant, annotate it `{}: \"true\"`",
+                    crate::render::NAMESPACE_WIDE
+                ),
+            ));
+        }
+        if spec.get("match").and_then(Value::as_array).is_none_or(|m| m.is_empty()) {
+            errors.push(err(
+                "/spec/match",
+                "no `match`: Istio attaches the plugin to every listener, inbound, outbound and gateway; \
+                 say `match: [{mode: SERVER}]` (or CLIENT) for the traffic it is meant for"
+                    .into(),
+            ));
+        }
+        for (i, r) in spec.get("targetRefs").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let group = r["group"].as_str().unwrap_or("");
+            let rkind = r["kind"].as_str().unwrap_or("");
+            if !crate::composition::TARGET_KINDS.contains(&(group, rkind)) {
+                errors.push(err(
+                    &format!("/spec/targetRefs/{i}"),
+                    format!("Istio cannot attach a WasmPlugin to {group}/{rkind} (pkg/config/validation/validation.go allowedTargetRefs)"),
+                ));
+            }
         }
         let url = spec["url"].as_str().unwrap_or("");
         if !["oci://", "file://", "http://", "https://"].iter().any(|s| url.starts_with(s)) {
@@ -99,6 +140,18 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
     if kind == "EnvoyFilter" {
         if let Some(patches) = spec["configPatches"].as_array() {
             for (i, p) in patches.iter().enumerate() {
+                if let Some(urls) = p.pointer("/patch/value/config_discovery/type_urls").and_then(Value::as_array) {
+                    if !urls.iter().any(|u| u.as_str() == Some(crate::istio::RBAC_TYPE_URL)) {
+                        errors.push(err(
+                            &format!("/spec/configPatches/{i}/patch/value/config_discovery/type_urls"),
+                            format!(
+                                "lacks {}: when istio-agent cannot fetch the module it sends an RBAC filter in its \
+                                 place, which Envoy then rejects, leaving the filter without config (every request 500)",
+                                crate::istio::RBAC_TYPE_URL
+                            ),
+                        ));
+                    }
+                }
                 let cfg = &p["patch"]["value"]["typed_config"]["config"];
                 let (Some(name), Some(value)) = (cfg["root_id"].as_str(), cfg["configuration"]["value"].as_str())
                 else {

@@ -22,7 +22,7 @@
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::OciDescriptor;
-use oci_client::secrets::RegistryAuth;
+pub use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -205,7 +205,7 @@ fn client(reference: &Reference) -> Client {
     Client::new(ClientConfig { protocol, ..Default::default() })
 }
 
-fn auth() -> RegistryAuth {
+pub fn auth() -> RegistryAuth {
     match (std::env::var("MESHPLUG_REGISTRY_USER"), std::env::var("MESHPLUG_REGISTRY_PASSWORD")) {
         (Ok(u), Ok(p)) => RegistryAuth::Basic(u, p),
         _ => RegistryAuth::Anonymous,
@@ -266,9 +266,38 @@ pub enum Refusal {
 /// a WasmPlugin's `sha256` (hex, the manifest digest); `None` accepts any digest, as the agent does.
 /// Returns the manifest digest (hex) and the module bytes.
 pub fn pull(url: &str, expected_sha256: Option<&str>) -> Result<(String, Vec<u8>), Refusal> {
+    pull_as(url, expected_sha256, auth())
+}
+
+/// Credentials for `host` from a `kubernetes.io/dockerconfigjson` Secret's `.dockerconfigjson`
+/// (`{"auths": {"<host>": {"auth": base64("user:password")}}}` or `username`/`password`), as
+/// istio-agent's keychain reads the pull secret istiod hands it. Anonymous when the host is absent.
+pub fn docker_config_auth(docker_config: &[u8], host: &str) -> Result<RegistryAuth, String> {
+    use base64::Engine as _;
+    let v: serde_json::Value =
+        serde_json::from_slice(docker_config).map_err(|e| format!("the pull secret is not a docker config: {e}"))?;
+    let Some(entry) = v["auths"].as_object().and_then(|a| {
+        a.iter()
+            .find(|(k, _)| k.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/') == host)
+    }) else {
+        return Ok(RegistryAuth::Anonymous);
+    };
+    let e = entry.1;
+    if let (Some(u), Some(p)) = (e["username"].as_str(), e["password"].as_str()) {
+        return Ok(RegistryAuth::Basic(u.into(), p.into()));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(e["auth"].as_str().unwrap_or_default())
+        .map_err(|e| format!("the pull secret's auth is not base64: {e}"))?;
+    let text = String::from_utf8(decoded).map_err(|_| "the pull secret's auth is not UTF-8".to_string())?;
+    let (u, p) = text.split_once(':').ok_or("the pull secret's auth is not user:password")?;
+    Ok(RegistryAuth::Basic(u.into(), p.into()))
+}
+
+/// [`pull`] with the given credentials.
+pub fn pull_as(url: &str, expected_sha256: Option<&str>, a: RegistryAuth) -> Result<(String, Vec<u8>), Refusal> {
     let r = reference(url).map_err(|e| Refusal::Manifest(e.to_string()))?;
     let c = client(&r);
-    let a = auth();
     let rt = runtime().map_err(|e| Refusal::Manifest(e.to_string()))?;
     rt.block_on(async {
         let (bytes, _) = c

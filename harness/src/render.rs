@@ -11,6 +11,7 @@
 
 use crate::composition::{Composition, FilterEntry, Workload};
 use crate::filters::{module, BUNDLE};
+use crate::istio;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -133,11 +134,29 @@ fn yaml(docs: &[Value]) -> anyhow::Result<String> {
 }
 
 fn metadata(w: &Workload, filter: &str) -> Value {
-    json!({
+    let mut m = json!({
         "name": format!("{}-{filter}", w.name),
         "namespace": w.namespace,
         "labels": { "app.kubernetes.io/managed-by": "meshplug", "meshplug.dev/workload": w.name, "meshplug.dev/filter": filter }
-    })
+    });
+    if w.namespace_wide {
+        m["annotations"] = json!({ NAMESPACE_WIDE: "true" });
+    }
+    m
+}
+
+/// The annotation that says a plugin with neither selector nor targetRefs applies to its whole
+/// namespace on purpose (`meshplug validate` refuses one without it).
+pub const NAMESPACE_WIDE: &str = "meshplug.dev/namespace-wide";
+
+/// The WasmPlugin's `match`: always written, so a plugin never lands on listeners it was not meant for
+/// (with no `match` Istio attaches it to every listener: inbound, outbound and gateway).
+fn traffic_match(w: &Workload, module: &str) -> Value {
+    let mut m = json!({ "mode": w.mode(module) });
+    if !w.ports.is_empty() {
+        m["ports"] = json!(w.ports.iter().map(|p| json!({ "number": p })).collect::<Vec<_>>());
+    }
+    json!([m])
 }
 
 /// The WasmPlugin of one filter of a workload.
@@ -151,6 +170,7 @@ fn wasm_plugin(c: &Composition, w: &Workload, p: &Placed) -> Value {
         "priority": p.priority,
         "failStrategy": p.fail_strategy,
         "type": "HTTP",
+        "match": traffic_match(w, p.filter),
     });
     if let Some(d) = digest(c, p.filter) {
         spec["sha256"] = json!(d);
@@ -164,70 +184,100 @@ fn wasm_plugin(c: &Composition, w: &Workload, p: &Placed) -> Value {
     if let Some(refs) = &w.target_refs {
         spec["targetRefs"] = json!(refs);
     }
-    if w.mode.is_some() || !w.ports.is_empty() {
-        let mut m = json!({ "mode": w.mode.clone().unwrap_or_else(|| "CLIENT_AND_SERVER".into()) });
-        if !w.ports.is_empty() {
-            m["ports"] = json!(w.ports.iter().map(|p| json!({ "number": p })).collect::<Vec<_>>());
-        }
-        spec["match"] = json!([m]);
-    }
     json!({ "apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin", "metadata": metadata(w, p.filter), "spec": spec })
 }
 
-fn context(w: &Workload) -> &'static str {
-    if w.target_refs.is_some() {
-        return "GATEWAY";
-    }
-    match w.mode.as_deref() {
-        Some("CLIENT") => "SIDECAR_OUTBOUND",
-        Some("CLIENT_AND_SERVER") => "ANY",
-        _ => "SIDECAR_INBOUND",
+/// The EnvoyFilter `match.context`s equivalent to a WasmPlugin's `match.mode` (Istio's
+/// `workloadModeForListenerClass`: SERVER = sidecar inbound; CLIENT = sidecar outbound and gateways).
+fn contexts(w: &Workload, module: &str) -> &'static [&'static str] {
+    match w.mode(module) {
+        "SERVER" => &["SIDECAR_INBOUND"],
+        "CLIENT" if w.target_refs.is_some() => &["GATEWAY"],
+        "CLIENT" => &["SIDECAR_OUTBOUND", "GATEWAY"],
+        _ => &["ANY"],
     }
 }
 
-/// The EnvoyFilter of one filter of a workload: local modules (`file://`) are inserted inline before
-/// the router; remote ones through an ECDS `EXTENSION_CONFIG` that istio-agent fetches.
-fn envoy_filter(c: &Composition, w: &Workload, index: usize, p: &Placed) -> Value {
-    let name = format!("{}-{}", w.name, p.filter);
+/// Envoy's `failure_policy` for a WasmPlugin `failStrategy` (istiod's `buildPluginConfig`).
+fn failure_policy(strategy: &str) -> &'static str {
+    match strategy {
+        "FAIL_OPEN" => "FAIL_OPEN",
+        "FAIL_RELOAD" => "FAIL_RELOAD",
+        _ => "FAIL_CLOSED",
+    }
+}
+
+/// The Istio filter the EnvoyFilter form inserts before for the later phases: Istio's listener builder
+/// (`pilot/pkg/networking/core/listener_builder.go`, 1.28 and 1.29) appends STATS and
+/// UNSPECIFIED_PHASE plugins right before `envoy.filters.http.grpc_stats`, which every HTTP chain has.
+const AFTER_ISTIO_FILTERS: &str = "envoy.filters.http.grpc_stats";
+
+/// The EnvoyFilter of one filter of a workload, delivered as istiod delivers a WasmPlugin
+/// (`pilot/pkg/networking/core/extension/wasmplugin.go`, `pilot/pkg/model/extensions.go`): the module
+/// through ECDS (an `EXTENSION_CONFIG` resource named `<namespace>.<name>`, so istio-agent fetches
+/// it and, on a failure, swaps in its RBAC stand-in, which the filter's `type_urls` accept; an
+/// `initial_fetch_timeout` of 0 so the listener waits for it), one `HTTP_FILTER` patch per port and
+/// listener context. Placement: AUTHN and AUTHZ plugins go first in the chain (`INSERT_FIRST`, applied
+/// in reverse so the listed order holds: before Istio's jwt_authn and rbac, also before its
+/// metadata-exchange, which an EnvoyFilter cannot count on being present); STATS and UNSPECIFIED_PHASE
+/// ones right before `envoy.filters.http.grpc_stats`, where Istio puts them. Local modules (`file://`)
+/// are inserted inline.
+fn envoy_filter(c: &Composition, w: &Workload, p: &Placed, ef_priority: i64) -> Value {
+    let name = format!("{}.{}-{}", w.namespace, w.name, p.filter);
     let url = url(c, p.filter);
     let mut code = match url.strip_prefix("file://") {
         Some(path) => json!({ "local": { "filename": path } }),
-        None => json!({ "remote": { "http_uri": { "uri": url, "timeout": "30s" } } }),
+        None => json!({ "remote": { "http_uri": { "uri": url, "timeout": "30s", "cluster": "_" } } }),
     };
     if let (Some(d), Some(remote)) = (digest(c, p.filter), code.get_mut("remote")) {
         remote["sha256"] = json!(d);
     }
+    let mut vm_config = json!({ "vm_id": "", "runtime": "envoy.wasm.runtime.v8", "code": code });
+    if !url.starts_with("file://") {
+        vm_config["environment_variables"] =
+            json!({ "key_values": { istio::PULL_POLICY_ENV: c.defaults.image_pull_policy } });
+    }
     let wasm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
         "config": {
-            "name": p.filter,
+            "name": name,
             "root_id": p.filter,
-            "vm_config": { "vm_id": "", "runtime": "envoy.wasm.runtime.v8", "code": code },
-            "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": p.config.to_string() },
-            "failure_policy": if p.fail_strategy == "FAIL_OPEN" { "FAIL_OPEN" } else { "FAIL_CLOSED" }
+            "vm_config": vm_config,
+            "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": istio::plugin_config_json(p.config) },
+            "failure_policy": failure_policy(&p.fail_strategy),
         }
     });
-    let mut listener_match = json!({ "filterChain": { "filter": { "name": "envoy.filters.network.http_connection_manager",
-                                                                  "subFilter": { "name": "envoy.filters.http.router" } } } });
-    if let Some(port) = w.ports.first() {
-        listener_match["portNumber"] = json!(port);
-    }
-    let insert = |value: Value| {
-        json!({ "applyTo": "HTTP_FILTER",
-                "match": { "context": context(w), "listener": listener_match.clone() },
-                "patch": { "operation": "INSERT_BEFORE", "value": value } })
-    };
-    let patches = if url.starts_with("file://") {
-        vec![insert(json!({ "name": name, "typed_config": wasm }))]
+    let early = p.phase == "AUTHN" || p.phase == "AUTHZ";
+    let filter = if url.starts_with("file://") {
+        json!({ "name": name, "typed_config": wasm })
     } else {
-        vec![
-            json!({ "applyTo": "EXTENSION_CONFIG", "patch": { "operation": "ADD", "value": { "name": name, "typed_config": wasm } } }),
-            insert(json!({ "name": name, "config_discovery": {
-                "config_source": { "ads": {} },
-                "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"] } })),
-        ]
+        json!({ "name": name, "config_discovery": {
+            "config_source": { "ads": {}, "initial_fetch_timeout": "0s" },
+            "type_urls": [istio::WASM_TYPE_URL, istio::RBAC_TYPE_URL] } })
     };
-    let mut spec = json!({ "configPatches": patches, "priority": index as i64 });
+    let mut patches = Vec::new();
+    if !url.starts_with("file://") {
+        patches.push(json!({ "applyTo": "EXTENSION_CONFIG", "patch": { "operation": "ADD", "value": { "name": name, "typed_config": wasm } } }));
+    }
+    let ports: Vec<Option<u32>> =
+        if w.ports.is_empty() { vec![None] } else { w.ports.iter().copied().map(Some).collect() };
+    for context in contexts(w, p.filter) {
+        for port in &ports {
+            let mut hcm = json!({ "name": "envoy.filters.network.http_connection_manager" });
+            if !early {
+                hcm["subFilter"] = json!({ "name": AFTER_ISTIO_FILTERS });
+            }
+            let mut listener = json!({ "filterChain": { "filter": hcm } });
+            if let Some(port) = port {
+                listener["portNumber"] = json!(port);
+            }
+            let operation = if early { "INSERT_FIRST" } else { "INSERT_BEFORE" };
+            patches.push(json!({ "applyTo": "HTTP_FILTER",
+                                 "match": { "context": context, "listener": listener },
+                                 "patch": { "operation": operation, "value": filter.clone() } }));
+        }
+    }
+    let mut spec = json!({ "configPatches": patches, "priority": ef_priority });
     if let Some(sel) = &w.selector {
         spec["workloadSelector"] = json!({ "labels": sel });
     }
@@ -237,20 +287,102 @@ fn envoy_filter(c: &Composition, w: &Workload, index: usize, p: &Placed) -> Valu
     json!({ "apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter", "metadata": metadata(w, p.filter), "spec": spec })
 }
 
+/// The mesh resources a workload's filters need to reach a cluster outside the mesh: for each
+/// jwt-authz `remoteJwks.cluster` named `outbound|<port>||<host>` with a host outside the cluster
+/// (`*.svc.cluster.local` and `*.svc` are in the mesh already), a ServiceEntry that creates the cluster
+/// and a DestinationRule that originates TLS to it (a JWKS fetched in clear text could be forged on the
+/// way). Refuses a cluster name Istio never creates, saying what to write instead.
+pub fn mesh_resources(w: &Workload) -> anyhow::Result<Vec<(String, Value)>> {
+    let mut hosts = BTreeMap::new();
+    for (f, entry) in w.filters.iter().enumerate() {
+        if entry.name != "jwt-authz" {
+            continue;
+        }
+        let rules = entry.plugin_config.get("jwtRules").and_then(Value::as_array).cloned().unwrap_or_default();
+        for (r, rule) in rules.iter().enumerate() {
+            let Some(cluster) = rule.pointer("/remoteJwks/cluster").and_then(Value::as_str) else { continue };
+            let at = format!("/workloads/{}/filters/{f}/pluginConfig/jwtRules/{r}/remoteJwks/cluster", w.name);
+            let parts: Vec<&str> = cluster.split('|').collect();
+            let (port, host) = match parts.as_slice() {
+                ["outbound", port, "", host] if !host.is_empty() => match port.parse::<u16>() {
+                    Ok(p) if p > 0 => (p, host.to_string()),
+                    _ => anyhow::bail!("{at}: {cluster:?}: {port:?} is not a port"),
+                },
+                _ => anyhow::bail!(
+                    "{at}: {cluster:?} is not a cluster Istio creates; in a mesh, name it `outbound|<port>||<host>` \
+                     (e.g. outbound|443||auth.example.com): meshplug renders the ServiceEntry and DestinationRule \
+                     that make it exist"
+                ),
+            };
+            if host.ends_with(".svc.cluster.local") || host.ends_with(".svc") {
+                continue;
+            }
+            hosts.entry(host).or_insert_with(Vec::new).push(port);
+        }
+    }
+    let mut out = Vec::new();
+    for (host, mut ports) in hosts {
+        ports.sort_unstable();
+        ports.dedup();
+        let name = format!("meshplug-jwks-{}", host.replace('.', "-").to_ascii_lowercase());
+        let labels = json!({ "app.kubernetes.io/managed-by": "meshplug", "meshplug.dev/workload": w.name });
+        let service_entry = json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+            "metadata": { "name": name, "namespace": w.namespace, "labels": labels },
+            "spec": {
+                "hosts": [host],
+                "location": "MESH_EXTERNAL",
+                "resolution": "DNS",
+                "ports": ports.iter().map(|p| json!({ "number": p, "name": format!("https-{p}"), "protocol": "HTTPS" })).collect::<Vec<_>>(),
+                "exportTo": ["."],
+            }
+        });
+        let destination_rule = json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": { "name": name, "namespace": w.namespace, "labels": labels },
+            "spec": {
+                "host": host,
+                "exportTo": ["."],
+                "trafficPolicy": { "portLevelSettings": ports.iter().map(|p| json!({
+                    "port": { "number": p }, "tls": { "mode": "SIMPLE", "sni": host } })).collect::<Vec<_>>() },
+            }
+        });
+        out.push((format!("{name}.yaml"), json!([service_entry, destination_rule])));
+    }
+    Ok(out)
+}
+
 /// Renders every workload: `<workload>/<filter>.yaml` (WasmPlugin) or `<workload>/envoyfilter-<filter>.yaml`,
 /// and `<workload>/kustomization.yaml`. The composition must be valid.
 pub fn render(c: &Composition, envoyfilter: bool) -> anyhow::Result<Rendered> {
+    if envoyfilter && c.defaults.image_pull_secret.is_some() {
+        anyhow::bail!(
+            "/defaults/imagePullSecret: an EnvoyFilter cannot carry a pull secret (istiod resolves the Secret \
+             only for WasmPlugins); render WasmPlugins, or make the images public"
+        );
+    }
     let mut out = Rendered::new();
     for w in &c.workloads {
         let mut resources = Vec::new();
         let modules = w.modules();
-        for (i, p) in place(c, w, &modules).iter().enumerate() {
+        let placed = place(c, w, &modules);
+        let early = placed.iter().filter(|p| p.phase == "AUTHN" || p.phase == "AUTHZ").count() as i64;
+        for (i, p) in placed.iter().enumerate() {
             let (file, doc) = if envoyfilter {
-                (format!("envoyfilter-{}.yaml", p.filter), envoy_filter(c, w, i, p))
+                // INSERT_FIRST patches apply in reverse, INSERT_BEFORE ones in order (EnvoyFilters apply by
+                // ascending priority), so the listed order holds either way.
+                let i = i as i64;
+                let priority = if i < early { early - i } else { i + 1 };
+                (format!("envoyfilter-{}.yaml", p.filter), envoy_filter(c, w, p, priority))
             } else {
                 (format!("{}.yaml", p.filter), wasm_plugin(c, w, p))
             };
             out.insert(format!("{}/{file}", w.name), yaml(&[doc])?);
+            resources.push(file);
+        }
+        for (file, docs) in mesh_resources(w)? {
+            let docs = docs.as_array().cloned().unwrap_or_default();
+            out.insert(format!("{}/{file}", w.name), yaml(&docs)?);
             resources.push(file);
         }
         let kustomization = json!({

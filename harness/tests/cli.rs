@@ -63,7 +63,7 @@ fn validate_a_manifest_dir_names_file_resource_and_pointer() {
     let rendered = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/rendered");
     let (code, out, err) = meshplug(&["validate", rendered]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("ok (6 resource(s))"), "{out}");
+    assert!(out.contains("ok (8 resource(s))"), "{out}");
     let dir = std::env::temp_dir().join(format!("meshplug-cli-manifests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good = std::fs::read_to_string(format!("{rendered}/payments/fault.yaml")).unwrap();
@@ -115,7 +115,7 @@ fn render_bundle_writes_one_wasmplugin_per_workload() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files, ["kustomization.yaml", "meshplug.yaml"]);
+    assert_eq!(files, ["kustomization.yaml", "meshplug-jwks-auth-example-com.yaml", "meshplug.yaml"]);
     let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/bundle/payments/meshplug.yaml");
     assert_eq!(
         std::fs::read_to_string(dir.join("payments/meshplug.yaml")).unwrap(),

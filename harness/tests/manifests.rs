@@ -69,7 +69,10 @@ fn the_committed_manifests_have_not_drifted_and_validate() {
 fn a_bundled_workload_renders_one_wasmplugin() {
     let rendered = render(&composition().bundled(true), false).unwrap();
     let payments: Vec<&String> = rendered.keys().filter(|k| k.starts_with("payments/")).collect();
-    assert_eq!(payments, ["payments/kustomization.yaml", "payments/meshplug.yaml"]);
+    assert_eq!(
+        payments,
+        ["payments/kustomization.yaml", "payments/meshplug-jwks-auth-example-com.yaml", "payments/meshplug.yaml"]
+    );
     let plugin = docs(&rendered["payments/meshplug.yaml"]).remove(0);
     let spec = &plugin["spec"];
     assert_eq!(plugin["metadata"]["name"], "payments-meshplug");
@@ -167,7 +170,7 @@ fn broken_compositions_are_refused_with_pointers() {
                 "selector: { app: storefront }\n    targetRefs: [{ kind: Gateway, name: gw }]",
             ),
             "/workloads/1",
-            "at most one",
+            "exactly one of `selector`, `targetRefs` and `namespaceWide: true`",
         ),
         (
             text.replace(
@@ -225,4 +228,267 @@ fn each_filter_schema_accepts_every_committed_plugin_config_and_rejects_broken_o
         let v = jsonschema::validator_for(&schema).unwrap();
         assert!(!v.is_valid(&config), "{filter}: {config} passed the schema");
     }
+}
+
+fn one_workload(extra: &str, filters: &str) -> Composition {
+    let text = format!("workloads:\n- name: w\n  namespace: ns\n{extra}  filters:\n{filters}");
+    Composition::parse(&text).unwrap()
+}
+
+const JWT: &str = "  - name: jwt-authz\n    pluginConfig: {jwtRules: [{issuer: i, remoteJwks: {cluster: 'outbound|8080||keycloak.auth.svc.cluster.local', path: /jwks}}]}\n";
+const CANARY: &str = "  - name: canary\n    pluginConfig: {split: {variants: [{name: a, weight: 1}]}}\n";
+
+fn errors_at(c: &Composition) -> Vec<(String, String)> {
+    c.validate().into_iter().map(|e| (e.pointer, e.reason)).collect()
+}
+
+/// Where plugins attach is said, not fallen into: no scope → refused; `namespaceWide: true` → a
+/// WasmPlugin without selector, annotated so `validate` accepts it; the target kinds, modes and ports
+/// Istio would never attach (pilot/pkg/model/extensions.go matchTrafficSelectors,
+/// pkg/config/validation/validation.go allowedTargetRefs) refused with the field.
+#[test]
+fn workloads_must_say_where_their_plugins_attach() {
+    let none = one_workload("", JWT);
+    let e = errors_at(&none);
+    assert!(e.iter().any(|(p, r)| p == "/workloads/0" && r.contains("every workload of the namespace")), "{e:?}");
+
+    let wide = one_workload("  namespaceWide: true\n", JWT);
+    assert_eq!(errors_at(&wide), vec![]);
+    let rendered = render(&wide, false).unwrap();
+    let plugin = docs(&rendered["w/jwt-authz.yaml"]).remove(0);
+    assert!(plugin["spec"].get("selector").is_none() && plugin["spec"].get("targetRefs").is_none());
+    assert_eq!(plugin["metadata"]["annotations"]["meshplug.dev/namespace-wide"], "true");
+    assert_eq!(check_document("w.yaml", &plugin), vec![]);
+    let mut unannotated = plugin.clone();
+    unannotated["metadata"].as_object_mut().unwrap().remove("annotations");
+    let e = errors_of(&unannotated);
+    assert!(e.iter().any(|m| m.contains("at /spec: neither `selector` nor `targetRefs`")), "{e:?}");
+
+    let cases: [(&str, &str, &str); 8] = [
+        ("  selector: {app: a}\n  namespaceWide: true\n", "/workloads/0", "exactly one"),
+        ("  selector: {}\n", "/workloads/0/selector", "every workload"),
+        ("  targetRefs: [{kind: Deployment, group: apps, name: d}]\n", "/workloads/0/targetRefs/0", "cannot attach"),
+        (
+            "  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: g, namespace: other}]\n",
+            "/workloads/0/targetRefs/0/namespace",
+            "cross-namespace",
+        ),
+        (
+            "  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: g}]\n  mode: SERVER\n",
+            "/workloads/0/mode",
+            "never attaches",
+        ),
+        ("  targetRefs: [{kind: Service, name: s}]\n  ports: [8080]\n", "/workloads/0/ports", "never attaches"),
+        ("  selector: {app: a}\n  ports: [8080, 0]\n", "/workloads/0/ports/1", "not a port"),
+        ("  selector: {app: a}\n  ports: [65536]\n", "/workloads/0/ports/0", "not a port"),
+    ];
+    for (extra, pointer, reason) in cases {
+        let e = errors_at(&one_workload(extra, JWT));
+        assert!(e.iter().any(|(p, r)| p == pointer && r.contains(reason)), "{extra}: {e:?}");
+    }
+    let mixed = one_workload("  selector: {app: a}\n  bundle: true\n", &format!("{JWT}{CANARY}"));
+    let e = errors_at(&mixed);
+    assert!(e.iter().any(|(p, r)| p == "/workloads/0/mode" && r.contains("explicit `mode`")), "{e:?}");
+}
+
+/// Every rendered WasmPlugin carries `match`: server-side filters SERVER, canary CLIENT, gateway
+/// targets CLIENT, Service targets SERVER, the workload's `mode` when it says one.
+#[test]
+fn rendered_plugins_match_the_traffic_each_filter_is_for() {
+    let mode = |extra: &str, filters: &str, file: &str| {
+        let c = one_workload(extra, filters);
+        assert_eq!(errors_at(&c), vec![], "{extra}");
+        docs(&render(&c, false).unwrap()[file]).remove(0)["spec"]["match"].clone()
+    };
+    let both = format!("{JWT}{CANARY}");
+    assert_eq!(mode("  selector: {app: a}\n", &both, "w/jwt-authz.yaml"), serde_json::json!([{"mode": "SERVER"}]));
+    assert_eq!(mode("  selector: {app: a}\n", &both, "w/canary.yaml"), serde_json::json!([{"mode": "CLIENT"}]));
+    let gw = "  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: g}]\n";
+    assert_eq!(mode(gw, JWT, "w/jwt-authz.yaml"), serde_json::json!([{"mode": "CLIENT"}]));
+    assert_eq!(
+        mode("  targetRefs: [{kind: Service, name: s}]\n", JWT, "w/jwt-authz.yaml"),
+        serde_json::json!([{"mode": "SERVER"}])
+    );
+    assert_eq!(
+        mode("  selector: {app: a}\n  mode: CLIENT_AND_SERVER\n  ports: [8080, 9090]\n", JWT, "w/jwt-authz.yaml"),
+        serde_json::json!([{"mode": "CLIENT_AND_SERVER", "ports": [{"number": 8080}, {"number": 9090}]}])
+    );
+    for (path, text) in render(&composition(), false).unwrap() {
+        for doc in docs(&text).into_iter().filter(|d| d["kind"] == "WasmPlugin") {
+            assert!(doc["spec"]["match"].as_array().is_some_and(|m| !m.is_empty()), "{path}");
+        }
+    }
+}
+
+/// Applies EnvoyFilter HTTP_FILTER patches to an HTTP filter chain as istiod does
+/// (`pilot/pkg/networking/core/envoyfilter/listener_patch.go`, `patchHTTPFilters`): EnvoyFilters by
+/// ascending priority, their patches in order; INSERT_FIRST puts the filter first, INSERT_BEFORE right
+/// before the filter named by `subFilter` (a patch whose subFilter is absent does nothing).
+fn apply_http_filter_patches(chain: &[&str], envoy_filters: &[Value], context: &str, port: u32) -> Vec<String> {
+    let mut chain: Vec<String> = chain.iter().map(|s| s.to_string()).collect();
+    let mut sorted: Vec<&Value> = envoy_filters.iter().collect();
+    sorted.sort_by_key(|f| f["spec"]["priority"].as_i64().unwrap_or(0));
+    for f in sorted {
+        for p in f["spec"]["configPatches"].as_array().unwrap() {
+            if p["applyTo"] != "HTTP_FILTER" {
+                continue;
+            }
+            let ctx = p["match"]["context"].as_str().unwrap();
+            if ctx != context && ctx != "ANY" {
+                continue;
+            }
+            let listener = &p["match"]["listener"];
+            if listener["portNumber"].as_u64().is_some_and(|n| n != u64::from(port)) {
+                continue;
+            }
+            let name = p["patch"]["value"]["name"].as_str().unwrap().to_string();
+            match p["patch"]["operation"].as_str().unwrap() {
+                "INSERT_FIRST" => chain.insert(0, name),
+                "INSERT_BEFORE" => {
+                    let sub = listener["filterChain"]["filter"]["subFilter"]["name"].as_str().unwrap();
+                    if let Some(i) = chain.iter().position(|n| n == sub) {
+                        chain.insert(i, name);
+                    }
+                }
+                other => panic!("unexpected operation {other}"),
+            }
+        }
+    }
+    chain
+}
+
+/// The EnvoyFilter form delivers each module as istiod delivers a WasmPlugin
+/// (pilot/pkg/networking/core/extension/wasmplugin.go, pilot/pkg/model/extensions.go): through ECDS
+/// with type URLs [Wasm, RBAC] (so istio-agent's RBAC stand-in is accepted) and no initial fetch
+/// timeout, named `<namespace>.<name>`, with FAIL_RELOAD kept, the pull policy in the VM environment
+/// istio-agent reads, one patch per port, and placed where Istio's listener builder puts the phases.
+#[test]
+fn envoyfilters_mirror_istiods_wasmplugin_delivery() {
+    let mut c = composition();
+    c.defaults.fail_strategy.insert("rate-limit".into(), "FAIL_RELOAD".into());
+    c.defaults.image_pull_policy = "Always".into();
+    c.workloads[0].ports = vec![8080, 9090];
+    // Add canary (STATS) to payments so all three placements are exercised.
+    let canary = c.workloads[1].filters[0].clone();
+    c.workloads[0].filters.insert(2, canary);
+    c.workloads[0].mode = None;
+    assert_eq!(c.validate(), vec![]);
+    let rendered = render(&c, true).unwrap();
+    let mut efs = Vec::new();
+    for f in ["jwt-authz", "rate-limit", "canary", "fault"] {
+        let doc = docs(&rendered[&format!("payments/envoyfilter-{f}.yaml")]).remove(0);
+        assert_eq!(check_document(f, &doc), vec![], "{f}");
+        let patches = doc["spec"]["configPatches"].as_array().unwrap().clone();
+        let name = format!("shop.payments-{f}");
+        let ecds = &patches[0];
+        assert_eq!(ecds["applyTo"], "EXTENSION_CONFIG");
+        assert_eq!(ecds["patch"]["value"]["name"], name);
+        let config = &ecds["patch"]["value"]["typed_config"]["config"];
+        assert_eq!(config["name"], name);
+        assert_eq!(config["root_id"], f);
+        assert_eq!(config["vm_config"]["code"]["remote"]["http_uri"]["cluster"], "_");
+        assert_eq!(
+            config["vm_config"]["environment_variables"]["key_values"]["ISTIO_META_WASM_IMAGE_PULL_POLICY"],
+            "Always"
+        );
+        let policy = match f {
+            "rate-limit" => "FAIL_RELOAD",
+            "jwt-authz" => "FAIL_CLOSED",
+            _ => "FAIL_OPEN",
+        };
+        assert_eq!(config["failure_policy"], policy, "{f}");
+        let inserts: Vec<&Value> = patches.iter().filter(|p| p["applyTo"] == "HTTP_FILTER").collect();
+        // canary is a client-side filter: outbound and gateway listeners; the others inbound.
+        let contexts = if f == "canary" { 2 } else { 1 };
+        assert_eq!(inserts.len(), 2 * contexts, "{f}: one patch per port and context");
+        for p in &inserts {
+            let ds = &p["patch"]["value"]["config_discovery"];
+            assert_eq!(p["patch"]["value"]["name"], name);
+            assert_eq!(ds["config_source"]["initial_fetch_timeout"], "0s");
+            assert_eq!(
+                ds["type_urls"],
+                serde_json::json!([
+                    "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                    "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+                ])
+            );
+        }
+        let ports: Vec<u64> = inserts.iter().map(|p| p["match"]["listener"]["portNumber"].as_u64().unwrap()).collect();
+        assert!(ports.contains(&8080) && ports.contains(&9090), "{f}: {ports:?}");
+        efs.push(doc);
+    }
+    // A sidecar inbound chain as Istio 1.29 builds it with a RequestAuthentication and an
+    // AuthorizationPolicy present (listener_builder.go buildHTTPConnectionManager).
+    let istio = [
+        "istio.metadata_exchange",
+        "envoy.filters.http.jwt_authn",
+        "envoy.filters.http.rbac",
+        "envoy.filters.http.grpc_stats",
+        "envoy.filters.http.fault",
+        "envoy.filters.http.cors",
+        "istio.stats",
+        "envoy.filters.http.router",
+    ];
+    for port in [8080, 9090] {
+        let inbound = apply_http_filter_patches(&istio, &efs, "SIDECAR_INBOUND", port);
+        let pos = |n: &str| inbound.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} missing: {inbound:?}"));
+        let (jwt, rl, fault) =
+            (pos("shop.payments-jwt-authz"), pos("shop.payments-rate-limit"), pos("shop.payments-fault"));
+        assert!(jwt < rl && rl < pos("envoy.filters.http.jwt_authn"), "AUTHN, AUTHZ before Istio's authn: {inbound:?}");
+        assert!(pos("envoy.filters.http.rbac") < fault && fault < pos("envoy.filters.http.grpc_stats"), "{inbound:?}");
+        assert!(!inbound.iter().any(|n| n == "shop.payments-canary"), "canary is not inbound: {inbound:?}");
+        let outbound = apply_http_filter_patches(&istio, &efs, "SIDECAR_OUTBOUND", port);
+        assert!(
+            outbound.iter().any(|n| n == "shop.payments-canary")
+                && !outbound.iter().any(|n| n == "shop.payments-jwt-authz")
+        );
+    }
+    assert!(
+        apply_http_filter_patches(&istio, &efs, "SIDECAR_INBOUND", 7070).len() == istio.len(),
+        "other ports untouched"
+    );
+
+    c.defaults.image_pull_secret = Some("regcred".into());
+    let e = render(&c, true).unwrap_err().to_string();
+    assert!(e.contains("/defaults/imagePullSecret"), "{e}");
+    assert!(render(&c, false).is_ok());
+
+    let mut stale = efs[0].clone();
+    stale["spec"]["configPatches"][1]["patch"]["value"]["config_discovery"]["type_urls"] =
+        serde_json::json!(["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]);
+    let e = errors_of(&stale);
+    assert!(e.iter().any(|m| m.contains("type_urls") && m.contains("RBAC")), "{e:?}");
+}
+
+/// jwt-authz's remote JWKS lives outside the mesh: render gives the ServiceEntry that makes Istio
+/// create the `outbound|443||host` cluster the filter calls and the DestinationRule that speaks TLS to
+/// it; a cluster name Istio never creates is refused with the field; in-mesh hosts need nothing.
+#[test]
+fn remote_jwks_gets_the_mesh_resources_it_needs() {
+    let rendered = render(&composition(), false).unwrap();
+    let mesh = docs(&rendered["payments/meshplug-jwks-auth-example-com.yaml"]);
+    assert_eq!(mesh.len(), 2);
+    assert_eq!(mesh[0]["kind"], "ServiceEntry");
+    assert_eq!(mesh[0]["spec"]["hosts"], serde_json::json!(["auth.example.com"]));
+    assert_eq!(mesh[0]["spec"]["ports"][0]["number"], 443);
+    assert_eq!(mesh[1]["kind"], "DestinationRule");
+    assert_eq!(mesh[1]["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["mode"], "SIMPLE");
+    let k = docs(&rendered["payments/kustomization.yaml"]).remove(0);
+    assert!(k["resources"].as_array().unwrap().iter().any(|r| r == "meshplug-jwks-auth-example-com.yaml"));
+    assert!(!rendered.keys().any(|k| k.starts_with("storefront/meshplug-jwks")));
+
+    let jwks = |cluster: &str| {
+        one_workload(
+            "  selector: {app: a}\n",
+            &format!("  - name: jwt-authz\n    pluginConfig: {{jwtRules: [{{issuer: i, remoteJwks: {{cluster: '{cluster}', path: /jwks}}}}]}}\n"),
+        )
+    };
+    let e = render(&jwks("jwks"), false).unwrap_err().to_string();
+    assert!(
+        e.contains("/workloads/w/filters/0/pluginConfig/jwtRules/0/remoteJwks/cluster")
+            && e.contains("outbound|<port>||<host>"),
+        "{e}"
+    );
+    let inside = render(&jwks("outbound|8080||keycloak.auth.svc.cluster.local"), false).unwrap();
+    assert!(!inside.keys().any(|k| k.contains("meshplug-jwks")), "{:?}", inside.keys());
 }

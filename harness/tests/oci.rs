@@ -9,50 +9,10 @@ use meshplug_harness::oci::{
     image, plugin_tar_gz, pull, push, write_layout, Blob, Format, Image, Refusal, DOCKER_LAYER_TAR_GZIP,
     DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_TAR_GZIP, OCI_MANIFEST, WASM_CONFIG, WASM_LAYER,
 };
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use meshplug_harness::registry::Registry;
 
 fn registry() -> Registry {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("meshplug-registry-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    let config = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-        dir.join("data").display()
-    );
-    std::fs::write(dir.join("config.yml"), config).unwrap();
-    let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("docker-registry is not installed: scripts/setup installs Debian's docker-registry package");
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(dir.join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let r = Registry { child, port, dir };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    r
+    Registry::start().unwrap()
 }
 
 fn fault_wasm() -> Vec<u8> {

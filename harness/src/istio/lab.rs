@@ -1,0 +1,434 @@
+//! `meshplug up --istio <dir>`: a real Envoy fed a directory of rendered WasmPlugins the way istiod and
+//! istio-agent feed a sidecar, on one machine without Kubernetes.
+//!
+//! - The listener is shaped like a sidecar's (`use_remote_address: false`; path normalization as
+//!   Istio's default `BASE`: `normalize_path`, escaped slashes kept, slashes not merged), with one HTTP
+//!   filter per selected plugin named `extensions.istio.io/wasmplugin/<namespace>.<name>`, in istiod's
+//!   phase and priority order, each with `config_discovery` (type URLs [Wasm, RBAC],
+//!   `initial_fetch_timeout: 0s`).
+//! - Envoy reads the listener (LDS) and each plugin's extension config (ECDS) from files in watched
+//!   directories; [`IstioLab::sync`] re-reads the manifests and rewrites only what changed, so an edit
+//!   reaches Envoy without a restart, through the same ECDS update a mesh would send.
+//! - Each extension config goes through [`super::agent::convert`] first: modules are fetched from the
+//!   manifest's `url` by istio-agent's rules and cache, and a failure sends the agent's RBAC stand-in.
+//! - Upstreams: an echo server as the application (inbound), or one echo server per canary variant,
+//!   routed by the canary header (outbound / gateway). Each `remoteJwks` cluster named
+//!   `outbound|<port>||<host>` gets a local JWKS server with the demo key (`meshplug demo-token`), as the
+//!   ServiceEntry + DestinationRule `render` adds would provide in a mesh.
+
+use super::agent::{self, Cache, Outcome};
+use super::istiod::{self, ListenerClass, WasmPlugin};
+use crate::echo::EchoServer;
+use crate::envoy::{find_envoy, EnvoyBinary};
+use crate::filters::workspace_root;
+use crate::run::{EnvoyOptions, RunningEnvoy};
+use crate::stub::StubServer;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct IstioOptions {
+    /// Rendered manifests (searched recursively for `.yaml`/`.yml`).
+    pub dir: PathBuf,
+    /// The proxy's namespace (default: the first WasmPlugin's).
+    pub namespace: Option<String>,
+    /// The pod's labels (default: every label the plugins select on, and a gateway name label for
+    /// Gateway targets, so every plugin in the directory applies).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// The listener (default: inbound, unless every plugin's `match` is CLIENT-only: then outbound,
+    /// or gateway when they target a Gateway).
+    pub class: Option<ListenerClass>,
+    /// The container port the listener stands for, matched against `match[].ports` (default: the
+    /// first port a plugin lists, else 8080).
+    pub target_port: Option<u16>,
+    /// Listener and admin ports on 127.0.0.1 (0 = any free port).
+    pub port: u16,
+    pub admin_port: u16,
+    pub concurrency: u32,
+    pub envoy: Option<PathBuf>,
+}
+
+impl IstioOptions {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            namespace: None,
+            labels: None,
+            class: None,
+            target_port: None,
+            port: 0,
+            admin_port: 0,
+            concurrency: 2,
+            envoy: None,
+        }
+    }
+}
+
+/// The manifests of a directory as istiod would see them: WasmPlugins, and pull Secrets by
+/// `<namespace>/<name>` (their `.dockerconfigjson`).
+pub struct Manifests {
+    pub plugins: Vec<WasmPlugin>,
+    pub secrets: BTreeMap<String, Vec<u8>>,
+}
+
+/// Reads every YAML file under `dir`.
+pub fn read_manifests(dir: &Path) -> anyhow::Result<Manifests> {
+    use base64::Engine as _;
+    use serde::Deserialize;
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut plugins = Vec::new();
+    let mut secrets = BTreeMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        for de in serde_yaml_ng::Deserializer::from_str(&text) {
+            let doc = Value::deserialize(de).map_err(|e| anyhow::anyhow!("{}: not YAML: {e}", f.display()))?;
+            if let Some(p) = WasmPlugin::from_doc(&doc, &f.display().to_string()) {
+                plugins.push(p);
+            } else if doc["kind"] == "Secret" && doc["type"] == "kubernetes.io/dockerconfigjson" {
+                let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+                let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+                let data = doc["data"][".dockerconfigjson"].as_str().unwrap_or_default();
+                let bytes = base64::engine::general_purpose::STANDARD.decode(data).unwrap_or_default();
+                secrets.insert(format!("{ns}/{name}"), bytes);
+            }
+        }
+    }
+    Ok(Manifests { plugins, secrets })
+}
+
+/// What one sync did (for `up --istio`'s output and the tests).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    /// Plugins whose extension config was (re)sent, by resource name, with the agent's outcome.
+    pub sent: Vec<(String, Outcome)>,
+    /// The listener's filter list changed (LDS rewritten).
+    pub listener_changed: bool,
+}
+
+/// A running Envoy fed as a sidecar is. Drops Envoy first, then the servers.
+pub struct IstioLab {
+    pub envoy: RunningEnvoy,
+    pub binary: EnvoyBinary,
+    pub upstreams: Vec<EchoServer>,
+    pub jwks: Vec<(String, StubServer)>,
+    pub feed: Feed,
+    /// What was sent before Envoy started.
+    pub initial: SyncReport,
+}
+
+/// What istiod and the agent have sent to the proxy, and the files Envoy watches.
+pub struct Feed {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub class: ListenerClass,
+    pub target_port: u16,
+    opts: IstioOptions,
+    state: PathBuf,
+    cache: Cache,
+    /// Per resource name: the spec last sent and its resource version.
+    sent: BTreeMap<String, (Value, u64)>,
+    filters: Vec<String>,
+    route_config: Value,
+    listener_version: u64,
+}
+
+fn write_atomically(dir: &Path, file: &str, value: &Value) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
+    // A rename into the watched directory is what Envoy's watch reacts to.
+    std::fs::rename(&tmp, dir.join(file))?;
+    Ok(())
+}
+
+fn path_source(dir: &Path, file: &str) -> Value {
+    json!({ "path_config_source": {
+        "path": dir.join(file).display().to_string(),
+        "watched_directory": { "path": dir.display().to_string() }
+    } })
+}
+
+/// The pluginConfigs a plugin carries for `filter`: its own, or the bundle chain's entries for it.
+fn filter_configs<'a>(p: &'a WasmPlugin, filter: &str) -> Vec<&'a Value> {
+    let config = &p.spec["pluginConfig"];
+    if p.spec["pluginName"] == filter {
+        return vec![config];
+    }
+    config["chain"].as_array().into_iter().flatten().filter(|e| e["filter"] == filter).map(|e| &e["config"]).collect()
+}
+
+static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl IstioLab {
+    /// Reads the manifests, starts the upstreams and Envoy, sends every selected plugin.
+    pub fn start(opts: IstioOptions) -> anyhow::Result<Self> {
+        let m = read_manifests(&opts.dir)?;
+        anyhow::ensure!(!m.plugins.is_empty(), "no WasmPlugin under {}", opts.dir.display());
+        let namespace = opts.namespace.clone().unwrap_or_else(|| m.plugins[0].namespace.clone());
+        let labels = opts.labels.clone().unwrap_or_else(|| {
+            let mut l = BTreeMap::new();
+            for p in &m.plugins {
+                for (k, v) in p.spec["selector"]["matchLabels"].as_object().into_iter().flatten() {
+                    l.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+                }
+                for r in p.spec["targetRefs"].as_array().into_iter().flatten().filter(|r| r["kind"] == "Gateway") {
+                    l.insert(
+                        "gateway.networking.k8s.io/gateway-name".into(),
+                        r["name"].as_str().unwrap_or_default().into(),
+                    );
+                }
+            }
+            l
+        });
+        let client_only = m.plugins.iter().all(|p| {
+            p.spec["match"].as_array().is_some_and(|ms| !ms.is_empty() && ms.iter().all(|x| x["mode"] == "CLIENT"))
+        });
+        let gateway = m
+            .plugins
+            .iter()
+            .any(|p| p.spec["targetRefs"].as_array().is_some_and(|r| r.iter().any(|r| r["kind"] == "Gateway")));
+        let class = opts.class.unwrap_or(match (client_only || gateway, gateway) {
+            (true, true) => ListenerClass::Gateway,
+            (true, false) => ListenerClass::SidecarOutbound,
+            _ => ListenerClass::SidecarInbound,
+        });
+        let target_port = opts.target_port.unwrap_or_else(|| {
+            m.plugins
+                .iter()
+                .flat_map(|p| p.spec["match"].as_array().cloned().unwrap_or_default())
+                .flat_map(|x| x["ports"].as_array().cloned().unwrap_or_default())
+                .find_map(|p| p["number"].as_u64().and_then(|n| u16::try_from(n).ok()))
+                .unwrap_or(8080)
+        });
+
+        // Upstreams: the application behind an inbound listener; the canary's variants otherwise.
+        let mut clusters: Vec<(String, u16, bool)> = Vec::new();
+        let mut upstreams = Vec::new();
+        let mut routes = Vec::new();
+        if class == ListenerClass::SidecarInbound {
+            let app = EchoServer::start("app", 0)?;
+            let name = format!("inbound|{target_port}||");
+            clusters.push((name.clone(), app.addr.port(), false));
+            routes.push(json!({ "match": { "prefix": "/" }, "route": { "cluster": name, "timeout": "60s" } }));
+            upstreams.push(app);
+        } else {
+            let mut header = "x-meshplug-variant".to_string();
+            let mut variants: Vec<String> = Vec::new();
+            for p in &m.plugins {
+                for c in filter_configs(p, "canary") {
+                    if let Some(h) = c["header"].as_str() {
+                        header = h.to_string();
+                    }
+                    let names = c["split"]["variants"].as_array().into_iter().flatten().map(|v| &v["name"]);
+                    let ruled = c["rules"].as_array().into_iter().flatten().map(|r| &r["variant"]);
+                    for n in names.chain(ruled).filter_map(Value::as_str) {
+                        if !variants.iter().any(|v| v == n) {
+                            variants.push(n.to_string());
+                        }
+                    }
+                }
+            }
+            if variants.is_empty() {
+                variants.push("stable".into());
+            }
+            for v in &variants {
+                let e = EchoServer::start(v, 0)?;
+                let name = format!("outbound|{target_port}|{v}|app");
+                clusters.push((name.clone(), e.addr.port(), false));
+                routes.push(
+                    json!({ "match": { "prefix": "/", "headers": [{ "name": header, "string_match": { "exact": v } }] },
+                                    "route": { "cluster": name, "timeout": "60s" } }),
+                );
+                upstreams.push(e);
+            }
+            let first = clusters.first().map(|c| c.0.clone()).unwrap_or_default();
+            routes.push(json!({ "match": { "prefix": "/" }, "route": { "cluster": first, "timeout": "60s" } }));
+        }
+        // Remote JWKS clusters: a local server with the demo key under the cluster's name.
+        let mut jwks = Vec::new();
+        for p in &m.plugins {
+            for c in filter_configs(p, "jwt-authz") {
+                for rule in c["jwtRules"].as_array().into_iter().flatten() {
+                    let Some(cluster) = rule["remoteJwks"]["cluster"].as_str() else { continue };
+                    if jwks.iter().any(|(n, _): &(String, StubServer)| n == cluster) {
+                        continue;
+                    }
+                    let body = jwt_authz::testkit::jwks(&["rsa"]);
+                    let stub = StubServer::start(0, 200, body.as_bytes())?;
+                    clusters.push((cluster.to_string(), stub.addr.port(), false));
+                    jwks.push((cluster.to_string(), stub));
+                }
+            }
+        }
+
+        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let state = std::env::temp_dir().join(format!("meshplug-istio-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state)?;
+        let cache = Cache::new(state.join("wasm-cache"))?;
+        let route_config =
+            json!({ "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] });
+        let cluster_values: Vec<Value> = clusters
+            .iter()
+            .map(|(name, port, _)| json!({
+                "name": name, "type": "STATIC", "connect_timeout": "1s",
+                "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address":
+                    { "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }] }
+            }))
+            .collect();
+        let bootstrap = json!({
+            "node": { "id": format!("sidecar~127.0.0.1~meshplug.{namespace}~{namespace}.svc.cluster.local"), "cluster": "meshplug" },
+            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": opts.admin_port } } },
+            "dynamic_resources": { "lds_config": { "resource_api_version": "V3", "path_config_source": {
+                "path": state.join("lds").join("listeners.json").display().to_string(),
+                "watched_directory": { "path": state.join("lds").display().to_string() } } } },
+            "static_resources": { "clusters": cluster_values },
+        });
+        let binary = find_envoy(opts.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
+        let mut feed = Feed {
+            namespace,
+            labels,
+            class,
+            target_port,
+            opts: opts.clone(),
+            state,
+            cache,
+            sent: BTreeMap::new(),
+            filters: Vec::new(),
+            route_config,
+            listener_version: 0,
+        };
+        // The first ECDS and LDS files exist before Envoy starts: it reads them during initialization.
+        let initial = feed.sync_with(&m)?;
+        let mut envoy_opts = EnvoyOptions::new(binary.clone());
+        envoy_opts.concurrency = opts.concurrency;
+        let envoy = RunningEnvoy::start(&bootstrap, &envoy_opts)?;
+        Ok(Self { envoy, binary, upstreams, jwks, feed, initial })
+    }
+
+    /// Re-reads the manifests and sends what changed: an ECDS update per plugin whose spec changed (its
+    /// resource version bumped, as Kubernetes does on an edit), a new listener when the set or order of
+    /// plugins changed.
+    pub fn sync(&mut self) -> anyhow::Result<SyncReport> {
+        let m = read_manifests(&self.feed.opts.dir)?;
+        self.feed.sync_with(&m)
+    }
+
+    /// Remote fetches the agent made so far.
+    pub fn fetches(&self) -> u64 {
+        self.feed.cache.fetches
+    }
+}
+
+impl Feed {
+    /// The plugins this proxy's listener runs, in order.
+    pub fn plugin_names(&self) -> &[String] {
+        &self.filters
+    }
+
+    fn ecds_dir(&self, resource: &str) -> PathBuf {
+        let safe: String =
+            resource.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        self.state.join("ecds").join(safe)
+    }
+
+    fn sync_with(&mut self, m: &Manifests) -> anyhow::Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let selected: Vec<WasmPlugin> =
+            istiod::listener_plugins(&m.plugins, &self.namespace, &self.labels, self.class, self.target_port)
+                .into_iter()
+                .cloned()
+                .collect();
+        for p in &selected {
+            let name = p.resource_name();
+            let mut plugin = p.clone();
+            let (version, changed) = match self.sent.get(&name) {
+                Some((spec, v)) if *spec == p.spec => (*v, false),
+                Some((_, v)) => (v + 1, true),
+                None => (1, true),
+            };
+            if !changed {
+                continue;
+            }
+            plugin.resource_version = version;
+            let mut resource = plugin.extension_config();
+            // istiod's updatePluginConfig: the Secret's content in place of its name ("" when absent).
+            let env = &mut resource["typed_config"]["config"]["vm_config"]["environment_variables"]["key_values"];
+            if let Some(secret) = env.get(super::PULL_SECRET_ENV).and_then(Value::as_str).map(str::to_string) {
+                let content = m.secrets.get(&format!("{}/{secret}", p.namespace)).cloned().unwrap_or_default();
+                env[super::PULL_SECRET_ENV] = json!(String::from_utf8_lossy(&content));
+            }
+            let (converted, outcome) = agent::convert(&resource, &mut self.cache);
+            if let Outcome::Replaced { error, .. } = &outcome {
+                eprintln!("istio-agent: {error}");
+            }
+            let mut typed = converted;
+            typed["@type"] = json!("type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig");
+            let response = json!({ "version_info": version.to_string(), "resources": [typed] });
+            write_atomically(&self.ecds_dir(&name), "config.json", &response)?;
+            self.sent.insert(name.clone(), (p.spec.clone(), version));
+            report.sent.push((name, outcome));
+        }
+        let names: Vec<String> = selected.iter().map(WasmPlugin::resource_name).collect();
+        if names != self.filters || self.listener_version == 0 {
+            self.filters = names;
+            self.listener_version += 1;
+            self.write_listener(&selected)?;
+            report.listener_changed = true;
+        }
+        Ok(report)
+    }
+
+    fn write_listener(&self, plugins: &[WasmPlugin]) -> anyhow::Result<()> {
+        let mut http_filters: Vec<Value> = plugins
+            .iter()
+            .map(|p| istiod::http_filter(p, path_source(&self.ecds_dir(&p.resource_name()), "config.json")))
+            .collect();
+        http_filters.push(json!({ "name": "envoy.filters.http.router",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }));
+        let listener = json!({
+            "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+            "name": "meshplug-istio",
+            "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.opts.port } },
+            "filter_chains": [{ "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": format!("{}_{}", if self.class == ListenerClass::SidecarInbound { "inbound" } else { "outbound" }, self.target_port),
+                    "codec_type": "AUTO",
+                    // A sidecar's listeners: the client address is not taken from this hop's peer.
+                    "use_remote_address": self.class == ListenerClass::Gateway,
+                    // Istio's default path normalization (meshConfig pathNormalization BASE).
+                    "normalize_path": true,
+                    "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+                    "route_config": self.route_config,
+                    "http_filters": http_filters,
+                }
+            }] }],
+        });
+        let response = json!({ "version_info": self.listener_version.to_string(), "resources": [listener] });
+        write_atomically(&self.state.join("lds"), "listeners.json", &response)
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.state);
+        }
+    }
+}

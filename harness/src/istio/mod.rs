@@ -1,0 +1,37 @@
+//! What istiod and istio-agent do to a WasmPlugin before Envoy sees it, mirrored from their source
+//! (istio/istio at 1.29.6) so the local run (`meshplug up --istio`) and `render` deliver filters the
+//! way a mesh does:
+//!
+//! - `pilot/pkg/model/extensions.go`: resource names (`extensions.istio.io/wasmplugin/<ns>.<name>`),
+//!   the Wasm config istiod builds (`buildPluginConfig`, `buildDataSource`, `buildVMConfig`),
+//!   listener matching (`matchTrafficSelectors`, `workloadModeForListenerClass`);
+//! - `pilot/pkg/networking/core/extension/wasmplugin.go`: the ECDS filter (`toEnvoyHTTPFilter`: type URLs
+//!   [Wasm, RBAC], `initial_fetch_timeout: 0s`);
+//! - `pilot/pkg/networking/core/listener_builder.go` and `pilot/pkg/model/push_context.go`
+//!   (`WasmPluginsByListenerInfo`): placement by phase, then descending priority;
+//! - `pkg/util/protomarshal/protomarshal.go` → `github.com/golang/protobuf/jsonpb/encode.go`: how the
+//!   `pluginConfig` Struct becomes the JSON the filter receives;
+//! - `pkg/model/wasm.go`, `pkg/wasm/convert.go`: the VM environment variables istio-agent reads and
+//!   strips, and the RBAC filter it substitutes when a fetch fails.
+
+//!
+//! [`istiod`] turns WasmPlugin manifests into the Envoy resources istiod sends (one ECDS extension
+//! config per plugin, one HTTP filter per plugin in the listener, in phase and priority order);
+//! [`agent`] applies istio-agent's conversion of each extension config (fetch the module by its rules
+//! and cache, or substitute the RBAC filter); [`lab`] runs a real Envoy fed that way, through files
+//! Envoy watches, so `meshplug up --istio` and the tests see what a sidecar would.
+
+pub mod agent;
+pub mod istiod;
+pub mod lab;
+
+pub use istiod::plugin_config_json;
+
+pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+pub const RBAC_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
+/// istiod names a WasmPlugin's ECDS resource and HTTP filter `<prefix><namespace>.<name>`.
+pub const RESOURCE_PREFIX: &str = "extensions.istio.io/wasmplugin/";
+/// VM environment variables istiod sets and istio-agent reads, then strips (every `ISTIO_META_` key).
+pub const PULL_SECRET_ENV: &str = "ISTIO_META_WASM_IMAGE_PULL_SECRET";
+pub const PULL_POLICY_ENV: &str = "ISTIO_META_WASM_IMAGE_PULL_POLICY";
+pub const RESOURCE_VERSION_ENV: &str = "ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION";

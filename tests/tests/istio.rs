@@ -1,0 +1,431 @@
+//! The Istio path end to end: rendered WasmPlugins delivered to a real Envoy the way istiod and
+//! istio-agent deliver them (`meshplug_harness::istio`: ECDS from watched files, the agent's fetch
+//! rules and cache against a real OCI registry, the RBAC stand-in on a fetch failure), and hot-reloaded
+//! on an edit. The committed manifests are used as they are; only their registry is mirrored: the
+//! built modules are pushed to a local registry and `oci://ghcr.io/meshplug/` points there.
+
+use meshplug_harness::istio::agent::Outcome;
+use meshplug_harness::istio::lab::{IstioLab, IstioOptions};
+use meshplug_harness::oci::{image, push, Format};
+use meshplug_harness::registry::Registry;
+use meshplug_tests::{Client, Req};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Pushes each module to the registry as `<host>/meshplug/<module>:0.1.0` (compat images, as
+/// `meshplug push` makes them); returns the manifest digests by module.
+fn push_modules(registry: &Registry) -> std::collections::BTreeMap<String, String> {
+    let mut digests = std::collections::BTreeMap::new();
+    for module in ["jwt-authz", "rate-limit", "fault", "canary", "meshplug"] {
+        let wasm = std::fs::read(meshplug_harness::filters::module_path(module).unwrap()).unwrap();
+        let img = image(&wasm, Format::Compat).unwrap();
+        let got = push(&img, &format!("oci://{}/meshplug/{module}:0.1.0", registry.host())).unwrap();
+        assert_eq!(got, img.digest);
+        digests.insert(module.to_string(), img.sha256_hex().to_string());
+    }
+    digests
+}
+
+static DIRS: AtomicU64 = AtomicU64::new(0);
+
+fn scratch(name: &str) -> PathBuf {
+    let n = DIRS.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("meshplug-istio-test-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A copy of a committed manifest directory with its images on `registry`.
+fn mirrored(committed: &str, registry: &Registry) -> PathBuf {
+    let out = scratch(&committed.replace('/', "-"));
+    for e in std::fs::read_dir(root().join(committed)).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let text = text.replace("oci://ghcr.io/meshplug/", &format!("oci://{}/meshplug/", registry.host()));
+        std::fs::write(out.join(p.file_name().unwrap()), text).unwrap();
+    }
+    out
+}
+
+fn start(dir: &Path) -> IstioLab {
+    IstioLab::start(IstioOptions::new(dir)).unwrap_or_else(|e| panic!("could not start the Istio lab: {e:#}"))
+}
+
+fn token(sub: &str, extra: serde_json::Value) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut c = jwt_authz::testkit::claims(now, sub);
+    for (k, v) in extra.as_object().unwrap() {
+        c.insert(k.clone(), v.clone());
+    }
+    jwt_authz::testkit::mint("RS256", "rsa", Some("rsa-1"), c)
+}
+
+fn status(client: &Client, req: Req) -> u16 {
+    client.send(req).map(|r| r.status).unwrap_or(0)
+}
+
+/// payments (jwt-authz → rate-limit → fault, inbound, FAIL_CLOSE for the first two) as rendered, and as
+/// one bundle: the listener runs istiod's filters in phase order, the JWKS comes through the
+/// `outbound|443||auth.example.com` cluster, and the workload answers as its policies say.
+#[test]
+fn the_payments_manifests_serve_the_payments_answers() {
+    let registry = Registry::start().unwrap();
+    push_modules(&registry);
+    for (committed, filters) in [
+        (
+            "manifests/rendered/payments",
+            vec![
+                "extensions.istio.io/wasmplugin/shop.payments-jwt-authz",
+                "extensions.istio.io/wasmplugin/shop.payments-rate-limit",
+                "extensions.istio.io/wasmplugin/shop.payments-fault",
+            ],
+        ),
+        ("manifests/bundle/payments", vec!["extensions.istio.io/wasmplugin/shop.payments-meshplug"]),
+    ] {
+        let dir = mirrored(committed, &registry);
+        let lab = start(&dir);
+        assert_eq!(lab.feed.plugin_names(), filters.as_slice(), "{committed}");
+        assert_eq!(lab.feed.target_port, 8080, "the container port the plugins match");
+        let c = lab.envoy.client().unwrap();
+        let alice = format!("Bearer {}", token("alice", serde_json::json!({})));
+        // The JWKS fetch is asynchronous: wait for the first verified request.
+        assert!(
+            meshplug_tests::eventually(Duration::from_secs(10), || {
+                status(&c, Req::get("/api/orders").header("authorization", &alice)) == 200
+            }),
+            "{committed}: a valid token never got through: {}",
+            lab.envoy.log()
+        );
+        let r = c.send(Req::get("/api/orders").header("authorization", &alice)).unwrap();
+        assert_eq!(r.json()["headers"]["x-user"], "alice", "{committed}: the verified subject reaches the app");
+        assert_eq!(status(&c, Req::get("/health")), 200, "{committed}");
+        assert_eq!(status(&c, Req::get("/api/orders")), 403, "{committed}: no token, no principal");
+        assert_eq!(status(&c, Req::get("/api/orders").header("authorization", "Bearer x.y.z")), 401, "{committed}");
+        let banned = format!("Bearer {}", token("mallory", serde_json::json!({"role": "banned"})));
+        assert_eq!(status(&c, Req::get("/api/orders").header("authorization", &banned)), 403, "{committed}");
+        assert_eq!(status(&c, Req::get("/%61pi/orders")), 403, "{committed}: the sidecar normalizes, the filter too");
+        let bob = format!("Bearer {}", token("bob", serde_json::json!({})));
+        // 4 × 150 requests at once: over bob's 100/s with a burst of 20 unless they take 6 s.
+        let limited: usize = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let (url, bob) = (lab.envoy.url(), bob.clone());
+                    s.spawn(move || {
+                        let c = Client::new(&url).unwrap();
+                        (0..150).filter(|_| status(&c, Req::get("/api/x").header("authorization", &bob)) == 429).count()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum()
+        });
+        let stats = lab.envoy.stats().unwrap();
+        let custom: Vec<_> = stats.iter().filter(|(k, _)| k.starts_with("wasmcustom")).collect();
+        assert!(limited > 0, "{committed}: 600 requests at once exceed bob's limit: {custom:?}");
+        assert_eq!(status(&c, Req::get("/api/x").header("authorization", &alice)), 200, "{committed}: per user");
+        assert!(!lab.envoy.log().contains("wasm-default-deny"), "no stand-in");
+    }
+}
+
+/// storefront (canary, CLIENT) runs on an outbound listener: the override header and the sticky cookie
+/// pick the subset the route sends to.
+#[test]
+fn the_storefront_manifests_steer_outbound_calls() {
+    let registry = Registry::start().unwrap();
+    push_modules(&registry);
+    for committed in ["manifests/rendered/storefront", "manifests/bundle/storefront"] {
+        let dir = mirrored(committed, &registry);
+        let lab = start(&dir);
+        assert_eq!(lab.feed.class, meshplug_harness::istio::istiod::ListenerClass::SidecarOutbound, "{committed}");
+        let c = lab.envoy.client().unwrap();
+        let upstream = |req: Req| c.send(req).unwrap().json()["upstream"].as_str().unwrap_or_default().to_string();
+        assert_eq!(upstream(Req::get("/").header("x-meshplug-override", "canary")), "canary", "{committed}");
+        for uid in ["u1", "u2", "u3"] {
+            let first = upstream(Req::get("/").header("cookie", &format!("uid={uid}")));
+            assert!(first == "stable" || first == "canary", "{first}");
+            for _ in 0..5 {
+                assert_eq!(
+                    upstream(Req::get("/").header("cookie", &format!("uid={uid}"))),
+                    first,
+                    "{committed}: sticky"
+                );
+            }
+        }
+    }
+}
+
+fn plugin(name: &str, module: &str, url: &str, extra: &str, config: &str) -> String {
+    format!(
+        "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {{name: {name}, namespace: t}}\n\
+         spec:\n  selector: {{matchLabels: {{app: t}}}}\n  url: {url}\n  pluginName: {module}\n  \
+         match: [{{mode: SERVER}}]\n{extra}  pluginConfig: {config}\n"
+    )
+}
+
+/// A module the agent cannot fetch is replaced by its RBAC stand-in, as istio-agent does
+/// (pkg/wasm/convert.go): 403 "RBAC: access denied" unless the plugin fails open (FAIL_RELOAD is
+/// denied too); the agent's error names the cause.
+#[test]
+fn a_fetch_failure_gives_403_unless_the_plugin_fails_open() {
+    let registry = Registry::start().unwrap();
+    let digests = push_modules(&registry);
+    let host = registry.host();
+    let wrong = "0".repeat(64);
+    let cases = [
+        (
+            "missing-image",
+            format!("oci://{host}/meshplug/nothing:1"),
+            "failStrategy: FAIL_CLOSE\n".to_string(),
+            403,
+            "could not fetch Wasm OCI image",
+        ),
+        (
+            "missing-open",
+            format!("oci://{host}/meshplug/nothing:1"),
+            "failStrategy: FAIL_OPEN\n".to_string(),
+            200,
+            "applying allow RBAC filter",
+        ),
+        (
+            "missing-reload",
+            format!("oci://{host}/meshplug/nothing:1"),
+            "failStrategy: FAIL_RELOAD\n".to_string(),
+            403,
+            "applying deny RBAC filter",
+        ),
+        (
+            "wrong-digest",
+            format!("oci://{host}/meshplug/fault:0.1.0"),
+            format!("sha256: {wrong}\n"),
+            403,
+            "which does not match",
+        ),
+        (
+            "no-secret",
+            format!("oci://{host}/meshplug/fault:0.1.0"),
+            "imagePullSecret: regcred\n".to_string(),
+            403,
+            "missing image pulling secret",
+        ),
+    ];
+    for (name, url, extra, expected, reason) in cases {
+        let dir = scratch(name);
+        let extra = extra.lines().map(|l| format!("  {l}\n")).collect::<String>();
+        std::fs::write(dir.join("p.yaml"), plugin(name, "fault", &url, &extra, "{}")).unwrap();
+        let mut lab = start(&dir);
+        let Some((_, Outcome::Replaced { error, .. })) = lab.initial.sent.first() else {
+            panic!("{name}: {:?}", lab.initial)
+        };
+        assert!(error.contains(reason), "{name}: {error}");
+        let c = lab.envoy.client().unwrap();
+        let r = c.send(Req::get("/")).unwrap();
+        assert_eq!(r.status, expected, "{name}: {}", r.text());
+        if expected == 403 {
+            assert_eq!(r.text(), "RBAC: access denied", "{name}");
+            assert_eq!(
+                lab.envoy.stat("http.inbound_8080.rbac.wasm-default-deny.denied"),
+                1,
+                "{name}: the stand-in denied it"
+            );
+        } else {
+            assert_eq!(
+                lab.envoy.stat("http.inbound_8080.rbac.wasm-default-allow.allowed"),
+                1,
+                "{name}: the stand-in let it through"
+            );
+        }
+        // The same plugin fixed: the next sync fetches it and the stand-in is gone.
+        std::fs::write(
+            dir.join("p.yaml"),
+            plugin(
+                name,
+                "fault",
+                &format!("oci://{host}/meshplug/fault:0.1.0"),
+                &format!("  sha256: {}\n", digests["fault"]),
+                "{}",
+            ),
+        )
+        .unwrap();
+        let report = lab.sync().unwrap();
+        let Some((_, Outcome::Local { .. })) = report.sent.first() else { panic!("{name}: {report:?}") };
+        assert!(
+            meshplug_tests::eventually(Duration::from_secs(10), || status(&c, Req::get("/")) == 200),
+            "{name}: fixed"
+        );
+    }
+}
+
+fn fault_plugin(registry: &Registry, digest: &str, header: &str) -> String {
+    let config =
+        format!("{{rules: [{{match: [{{headers: {{{header}: {{exact: '1'}}}}}}], abort: {{httpStatus: 503}}}}]}}");
+    let url = format!("oci://{}/meshplug/fault:0.1.0", registry.host());
+    plugin("chaos", "fault", &url, &format!("  sha256: {digest}\n  failStrategy: FAIL_CLOSE\n"), &config)
+}
+
+/// Edits a plugin's file and syncs; returns once a request shows the new config in effect.
+fn update(lab: &mut IstioLab, dir: &Path, text: &str, header: &str) {
+    std::fs::write(dir.join("p.yaml"), text).unwrap();
+    let report = lab.sync().unwrap();
+    assert!(!report.listener_changed, "a config edit is an ECDS update, not a new listener: {report:?}");
+    let c = lab.envoy.client().unwrap();
+    assert!(
+        meshplug_tests::eventually(Duration::from_secs(10), || status(&c, Req::get("/").header(header, "1")) == 503),
+        "the update to {header} never took effect: {}",
+        lab.envoy.log()
+    );
+}
+
+/// Requests from 4 threads until `stop`; returns (requests, answers other than 200).
+fn steady_load(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, Vec<u16>)> {
+    std::thread::spawn(move || {
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let (url, stop) = (url.clone(), stop.clone());
+                    s.spawn(move || {
+                        let c = Client::new(&url).unwrap();
+                        let (mut n, mut bad) = (0u64, Vec::new());
+                        while !stop.load(Ordering::SeqCst) {
+                            n += 1;
+                            let st = status(&c, Req::get("/steady"));
+                            if st != 200 {
+                                bad.push(st);
+                            }
+                        }
+                        (n, bad)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).fold((0, Vec::new()), |(n, mut b), (m, c)| {
+                b.extend(c);
+                (n + m, b)
+            })
+        })
+    })
+}
+
+/// pluginConfig edits under steady load reach Envoy through ECDS without a restart and without one
+/// failed request; the agent does not fetch the pinned module again.
+#[test]
+fn plugin_config_updates_under_load_fail_no_request() {
+    let registry = Registry::start().unwrap();
+    let digests = push_modules(&registry);
+    let dir = scratch("updates");
+    std::fs::write(dir.join("p.yaml"), fault_plugin(&registry, &digests["fault"], "x-fault-0")).unwrap();
+    let mut lab = start(&dir);
+    let pid = lab.envoy.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(lab.envoy.url(), stop.clone());
+    for i in 1..=20 {
+        let header = format!("x-fault-{i}");
+        update(&mut lab, &dir, &fault_plugin(&registry, &digests["fault"], &header), &header);
+        let c = lab.envoy.client().unwrap();
+        assert_eq!(status(&c, Req::get("/").header(&format!("x-fault-{}", i - 1), "1")), 200, "the old rule is gone");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (requests, bad) = load.join().unwrap();
+    assert!(requests > 100, "the load ran: {requests}");
+    assert_eq!(bad, Vec::<u16>::new(), "{requests} requests during 20 updates");
+    assert_eq!(lab.envoy.pid(), pid, "same Envoy process");
+    assert_eq!(lab.fetches(), 1, "the module is cached by its digest");
+}
+
+/// A pluginConfig the filter refuses: Envoy rejects the ECDS update, keeps serving with the last good
+/// config, and the log names the field and the reason.
+#[test]
+fn a_broken_update_keeps_the_last_good_config_and_names_the_field() {
+    let registry = Registry::start().unwrap();
+    let digests = push_modules(&registry);
+    let dir = scratch("broken");
+    std::fs::write(dir.join("p.yaml"), fault_plugin(&registry, &digests["fault"], "x-fault-good")).unwrap();
+    let mut lab = start(&dir);
+    let broken = fault_plugin(&registry, &digests["fault"], "x-fault-new").replace("httpStatus: 503", "httpStatus: 42");
+    std::fs::write(dir.join("p.yaml"), broken).unwrap();
+    lab.sync().unwrap();
+    let field = "[fault] invalid config at /rules/0/abort/httpStatus: HTTP status 42 is out of range";
+    assert!(
+        meshplug_tests::eventually(Duration::from_secs(10), || lab.envoy.log().contains(field)),
+        "the log names the field: {}",
+        lab.envoy.log()
+    );
+    let c = lab.envoy.client().unwrap();
+    for _ in 0..20 {
+        assert_eq!(status(&c, Req::get("/").header("x-fault-good", "1")), 503, "the last good config still applies");
+        assert_eq!(status(&c, Req::get("/")), 200);
+        assert_eq!(status(&c, Req::get("/").header("x-fault-new", "1")), 200);
+    }
+    // And a good edit after it applies.
+    update(&mut lab, &dir, &fault_plugin(&registry, &digests["fault"], "x-fault-fixed"), "x-fault-fixed");
+}
+
+/// 100 edits in a row: Envoy's memory stays bounded (each update replaces the plugin's config; the
+/// VM is shared by code, so no VM piles up).
+#[test]
+fn a_hundred_updates_leave_memory_bounded() {
+    let registry = Registry::start().unwrap();
+    let digests = push_modules(&registry);
+    let dir = scratch("hundred");
+    std::fs::write(dir.join("p.yaml"), fault_plugin(&registry, &digests["fault"], "x-fault-0")).unwrap();
+    let mut lab = start(&dir);
+    for i in 1..=10 {
+        let h = format!("x-fault-{i}");
+        update(&mut lab, &dir, &fault_plugin(&registry, &digests["fault"], &h), &h);
+    }
+    let before = lab.envoy.rss_bytes().unwrap();
+    let vms = lab.envoy.stat("wasm.envoy.wasm.runtime.v8.active");
+    for i in 11..=110 {
+        let h = format!("x-fault-{i}");
+        update(&mut lab, &dir, &fault_plugin(&registry, &digests["fault"], &h), &h);
+    }
+    let after = lab.envoy.rss_bytes().unwrap();
+    let growth = after as f64 / (1 << 20) as f64 - before as f64 / (1 << 20) as f64;
+    eprintln!(
+        "RSS after 10 updates {:.1} MiB, after 110 {:.1} MiB (+{growth:.1} MiB); active VMs {vms} -> {}",
+        before as f64 / (1 << 20) as f64,
+        after as f64 / (1 << 20) as f64,
+        lab.envoy.stat("wasm.envoy.wasm.runtime.v8.active")
+    );
+    assert!(growth < 16.0, "+{growth:.1} MiB over 100 updates");
+    assert!(lab.envoy.stat("wasm.envoy.wasm.runtime.v8.active") <= vms, "no VM piles up");
+}
+
+/// istio-agent's cache (pkg/wasm/cache.go): a pinned digest is fetched once whatever the edits; an
+/// unpinned tag with `imagePullPolicy: Always` is fetched again on every edit (the resource version
+/// changes); with `IfNotPresent` it is not.
+#[test]
+fn the_agent_cache_honours_digests_and_pull_policy() {
+    let registry = Registry::start().unwrap();
+    let digests = push_modules(&registry);
+    let url = format!("oci://{}/meshplug/fault:0.1.0", registry.host());
+    for (name, extra, fetches_after_two_edits) in [
+        ("pinned-always", format!("  sha256: {}\n  imagePullPolicy: Always\n", digests["fault"]), 1),
+        ("tag-always", "  imagePullPolicy: Always\n".to_string(), 3),
+        ("tag-ifnotpresent", "  imagePullPolicy: IfNotPresent\n".to_string(), 1),
+        ("tag-default", String::new(), 1),
+    ] {
+        let dir = scratch(name);
+        let config = |h: &str| {
+            format!("{{rules: [{{match: [{{headers: {{{h}: {{exact: '1'}}}}}}], abort: {{httpStatus: 503}}}}]}}")
+        };
+        std::fs::write(dir.join("p.yaml"), plugin(name, "fault", &url, &extra, &config("x-a"))).unwrap();
+        let mut lab = start(&dir);
+        assert_eq!(lab.fetches(), 1, "{name}");
+        for h in ["x-b", "x-c"] {
+            std::fs::write(dir.join("p.yaml"), plugin(name, "fault", &url, &extra, &config(h))).unwrap();
+            let report = lab.sync().unwrap();
+            assert!(matches!(report.sent.first(), Some((_, Outcome::Local { .. }))), "{name}: {report:?}");
+            let c = lab.envoy.client().unwrap();
+            assert!(
+                meshplug_tests::eventually(Duration::from_secs(10), || status(&c, Req::get("/").header(h, "1")) == 503),
+                "{name}"
+            );
+        }
+        assert_eq!(lab.fetches(), fetches_after_two_edits, "{name}");
+    }
+}
