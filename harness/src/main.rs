@@ -15,11 +15,41 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ListenerArg {
+    Inbound,
+    Outbound,
+    Gateway,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a local Envoy with a workload's filter chain and echo upstreams until Ctrl-C.
     Up {
-        composition: PathBuf,
+        /// The composition (not with --istio).
+        #[arg(required_unless_present = "istio", conflicts_with = "istio")]
+        composition: Option<PathBuf>,
+        /// Run a directory of rendered WasmPlugins as istiod and istio-agent deliver them (ECDS from
+        /// watched files, the agent's fetch and cache, the RBAC stand-in on a fetch failure); edits to
+        /// the directory are applied while Envoy runs.
+        #[arg(long, value_name = "DIR")]
+        istio: Option<PathBuf>,
+        /// With --istio: the listener the plugins are matched against (default: inbound, or outbound
+        /// / gateway when every plugin is CLIENT-side).
+        #[arg(long, value_enum, requires = "istio")]
+        listener: Option<ListenerArg>,
+        /// With --istio: the container port the listener stands for (matched against `match[].ports`).
+        #[arg(long, requires = "istio")]
+        target_port: Option<u16>,
+        /// With --istio: fetch the images from the URLs as written instead of a local registry holding
+        /// this machine's builds.
+        #[arg(long, requires = "istio")]
+        no_mirror: bool,
+        /// With --istio: listener and admin ports (default 10000 and 9901).
+        #[arg(long, requires = "istio", default_value_t = 10000)]
+        port: u16,
+        #[arg(long, requires = "istio", default_value_t = 9901)]
+        admin_port: u16,
         /// The workload whose chain to run (default: the first).
         #[arg(long)]
         workload: Option<String>,
@@ -324,7 +354,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{RENDERED_HEADER}{}", serde_yaml_ng::to_string(&config)?);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Up { composition, workload, envoy, no_build, bundle } => {
+        Cmd::Up { istio: Some(dir), listener, target_port, no_mirror, port, admin_port, envoy, no_build, .. } => {
+            if !no_build {
+                build_modules()?;
+            }
+            up_istio(dir, listener, target_port, !no_mirror, port, admin_port, envoy)
+        }
+        Cmd::Up { composition, workload, envoy, no_build, bundle, .. } => {
+            let composition = composition.ok_or_else(|| anyhow::anyhow!("a composition, or --istio DIR"))?;
             let c = Composition::load(&composition)?.bundled(bundle);
             check(&c, &composition)?;
             if !no_build {
@@ -358,6 +395,110 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `meshplug up --istio DIR`: runs the directory's WasmPlugins as a sidecar gets them and applies
+/// edits to the directory while Envoy runs (polled every second).
+fn up_istio(
+    dir: PathBuf,
+    listener: Option<ListenerArg>,
+    target_port: Option<u16>,
+    mirror: bool,
+    port: u16,
+    admin_port: u16,
+    envoy: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use meshplug_harness::istio::agent::Outcome;
+    use meshplug_harness::istio::istiod::ListenerClass;
+    use meshplug_harness::istio::lab::{IstioLab, IstioOptions, SyncReport};
+    // What `meshplug validate` would say; the run goes on, as istiod would take what the API server took.
+    for e in meshplug_harness::manifests::check_dir(&dir)?.1 {
+        eprintln!("warning: {e}");
+    }
+    let mut opts = IstioOptions::new(&dir);
+    opts.class = listener.map(|l| match l {
+        ListenerArg::Inbound => ListenerClass::SidecarInbound,
+        ListenerArg::Outbound => ListenerClass::SidecarOutbound,
+        ListenerArg::Gateway => ListenerClass::Gateway,
+    });
+    opts.target_port = target_port;
+    opts.mirror = mirror;
+    opts.port = port;
+    opts.admin_port = admin_port;
+    opts.envoy = envoy;
+    let mut lab = IstioLab::start(opts)?;
+    let print = |r: &SyncReport| {
+        for (name, outcome) in &r.sent {
+            match outcome {
+                Outcome::Local { path, fetched } => println!(
+                    "ECDS {name}: module {} ({})",
+                    path.display(),
+                    if *fetched { "fetched" } else { "from the agent's cache" }
+                ),
+                Outcome::Replaced { error, fail_open } => println!(
+                    "ECDS {name}: RBAC stand-in ({}): {error}",
+                    if *fail_open { "allow-all" } else { "deny-all" }
+                ),
+                Outcome::Unchanged => println!("ECDS {name}: as rendered (local file)"),
+            }
+        }
+    };
+    println!("Envoy {} (found via {})", lab.binary.path.display(), lab.binary.source);
+    println!(
+        "proxy: namespace {}, labels {:?}, {:?} listener for container port {}",
+        lab.feed.namespace, lab.feed.labels, lab.feed.class, lab.feed.target_port
+    );
+    println!("HTTP filters, in order: {}", lab.feed.plugin_names().join(" → "));
+    print(&lab.initial);
+    for (cluster, stub) in &lab.jwks {
+        println!("cluster {cluster}: a local JWKS with the demo key on {} (tokens: meshplug demo-token)", stub.addr);
+    }
+    println!(
+        "\nTry:\n  curl -si {}/health\n  curl -s http://{}/config_dump | grep wasmplugin",
+        lab.envoy.url(),
+        lab.envoy.admin
+    );
+    println!("Edit or re-render {} and the change is applied. Ctrl-C stops everything.", dir.display());
+    let mut last = fingerprint(&dir);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if let Some(status) = lab.envoy.exited() {
+            eprintln!("Envoy exited: {status}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let now = fingerprint(&dir);
+        if now != last {
+            last = now;
+            match lab.sync() {
+                Ok(r) => {
+                    print(&r);
+                    if r.listener_changed {
+                        println!("listener updated: {}", lab.feed.plugin_names().join(" → "));
+                    }
+                }
+                Err(e) => eprintln!("cannot apply the edit: {e:#}"),
+            }
+        }
+    }
+}
+
+/// The contents of every file under `dir`, to see an edit.
+fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 const RENDERED_HEADER: &str =

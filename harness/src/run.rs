@@ -192,6 +192,11 @@ impl RunningEnvoy {
         line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
     }
 
+    /// Whether Envoy has exited (its status), without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Waits for the process to exit by itself (for `meshplug up`: Ctrl-C reaches Envoy too).
     pub fn wait(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let child = self.child.as_mut().ok_or_else(|| anyhow::anyhow!("Envoy is not running"))?;

@@ -123,3 +123,78 @@ fn render_bundle_writes_one_wasmplugin_per_workload() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Kills the child (and, through PR_SET_PDEATHSIG, its Envoy) when dropped, even on failure.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `meshplug up --istio <dir>` as a user runs it: serves the committed payments manifests (images
+/// from a local registry with this build), and applies an edit of the directory without a restart.
+#[test]
+fn up_istio_serves_rendered_manifests_and_applies_edits() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("meshplug-cli-up-istio-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/rendered/payments");
+    for e in std::fs::read_dir(committed).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_meshplug"))
+            .args(["up", "--istio", dir.to_str().unwrap(), "--no-build", "--port", "0", "--admin-port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let url = loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(90)).unwrap_or_else(|_| panic!("no URL: {seen:?}"));
+        if let Some(rest) = line.trim().strip_prefix("curl -si ") {
+            break rest.trim_end_matches("/health").to_string();
+        }
+        seen.push(line);
+    };
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("HTTP filters, in order: extensions.istio.io/wasmplugin/shop.payments-jwt-authz")),
+        "{seen:?}"
+    );
+    let client = meshplug_harness::client::Client::new(&url).unwrap();
+    assert_eq!(client.get("/health").unwrap().status, 200);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let token = jwt_authz::testkit::mint("RS256", "rsa", Some("rsa-1"), jwt_authz::testkit::claims(now, "alice"));
+    let auth = format!("Bearer {token}");
+    let header_seen = |name: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            let r = client.send(meshplug_harness::client::Req::get("/api/x").header("authorization", &auth));
+            if r.is_ok_and(|r| r.json()["headers"][name] == "alice") {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(header_seen("x-user"), "the verified subject reaches the app");
+    let file = dir.join("jwt-authz.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("header: x-user", "header: x-verified-user")).unwrap();
+    assert!(header_seen("x-verified-user"), "the edit was applied while Envoy ran");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -48,6 +48,11 @@ pub struct IstioOptions {
     pub admin_port: u16,
     pub concurrency: u32,
     pub envoy: Option<PathBuf>,
+    /// Serve the images from a local registry holding this machine's builds: every `oci://` URL's
+    /// host becomes the local registry, where the build of the plugin's module (`pluginName`) is pushed
+    /// under the URL's path and tag first (as `meshplug push` packages it). A pinned `sha256` still
+    /// applies: a digest that is not this build's is refused, as the agent would.
+    pub mirror: bool,
 }
 
 impl IstioOptions {
@@ -62,6 +67,7 @@ impl IstioOptions {
             admin_port: 0,
             concurrency: 2,
             envoy: None,
+            mirror: false,
         }
     }
 }
@@ -126,6 +132,8 @@ pub struct IstioLab {
     pub upstreams: Vec<EchoServer>,
     pub jwks: Vec<(String, StubServer)>,
     pub feed: Feed,
+    /// The local registry of `mirror`.
+    pub registry: Option<crate::registry::Registry>,
     /// What was sent before Envoy started.
     pub initial: SyncReport,
 }
@@ -144,6 +152,9 @@ pub struct Feed {
     filters: Vec<String>,
     route_config: Value,
     listener_version: u64,
+    /// `host:port` of the mirror registry, and the references pushed to it.
+    mirror: Option<String>,
+    pushed: std::collections::BTreeSet<String>,
 }
 
 fn write_atomically(dir: &Path, file: &str, value: &Value) -> anyhow::Result<()> {
@@ -299,6 +310,7 @@ impl IstioLab {
             "static_resources": { "clusters": cluster_values },
         });
         let binary = find_envoy(opts.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
+        let registry = if opts.mirror { Some(crate::registry::Registry::start()?) } else { None };
         let mut feed = Feed {
             namespace,
             labels,
@@ -311,13 +323,15 @@ impl IstioLab {
             filters: Vec::new(),
             route_config,
             listener_version: 0,
+            mirror: registry.as_ref().map(crate::registry::Registry::host),
+            pushed: Default::default(),
         };
         // The first ECDS and LDS files exist before Envoy starts: it reads them during initialization.
         let initial = feed.sync_with(&m)?;
         let mut envoy_opts = EnvoyOptions::new(binary.clone());
         envoy_opts.concurrency = opts.concurrency;
         let envoy = RunningEnvoy::start(&bootstrap, &envoy_opts)?;
-        Ok(Self { envoy, binary, upstreams, jwks, feed, initial })
+        Ok(Self { envoy, binary, upstreams, jwks, feed, registry, initial })
     }
 
     /// Re-reads the manifests and sends what changed: an ECDS update per plugin whose spec changed (its
@@ -365,6 +379,9 @@ impl Feed {
                 continue;
             }
             plugin.resource_version = version;
+            if let Some(host) = &self.mirror {
+                self.mirror_image(&mut plugin, host.clone())?;
+            }
             let mut resource = plugin.extension_config();
             // istiod's updatePluginConfig: the Secret's content in place of its name ("" when absent).
             let env = &mut resource["typed_config"]["config"]["vm_config"]["environment_variables"]["key_values"];
@@ -391,6 +408,25 @@ impl Feed {
             report.listener_changed = true;
         }
         Ok(report)
+    }
+
+    /// Points the plugin's `oci://` URL at the mirror and pushes the local build there once.
+    fn mirror_image(&mut self, plugin: &mut WasmPlugin, host: String) -> anyhow::Result<()> {
+        let url = plugin.spec["url"].as_str().unwrap_or_default().to_string();
+        let Some(rest) = url.strip_prefix("oci://").or((!url.contains("://")).then_some(url.as_str())) else {
+            return Ok(());
+        };
+        let path = rest.split_once('/').map_or(rest, |(_, p)| p);
+        let target = format!("oci://{host}/{path}");
+        let module = plugin.spec["pluginName"].as_str().unwrap_or_default().to_string();
+        if !self.pushed.contains(&target) && crate::filters::module(&module).is_some() {
+            let wasm = std::fs::read(crate::filters::module_path(&module)?)?;
+            let img = crate::oci::image(&wasm, crate::oci::Format::Compat)?;
+            crate::oci::push(&img, &target)?;
+            self.pushed.insert(target.clone());
+        }
+        plugin.spec["url"] = json!(target);
+        Ok(())
     }
 
     fn write_listener(&self, plugins: &[WasmPlugin]) -> anyhow::Result<()> {
