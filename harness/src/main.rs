@@ -13,6 +13,10 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// Run this Envoy version (installed by `scripts/setup --envoy <version>`; default: 1.40.0, or
+    /// the MESHPLUG_ENVOY_VERSION variable). `--envoy <path>` still wins.
+    #[arg(long, global = true, value_name = "VERSION")]
+    envoy_version: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -204,6 +208,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(v) = &cli.envoy_version {
+        meshplug_harness::envoy::find_envoy_version(v, &workspace_root()).map_err(anyhow::Error::msg)?;
+        // Every Envoy this process starts is looked up through this variable (harness/src/envoy.rs).
+        std::env::set_var(meshplug_harness::envoy::VERSION_VAR, v);
+    }
     match cli.command {
         Cmd::Validate { path } if path.is_dir() => {
             let (count, errors) = meshplug_harness::manifests::check_dir(&path)?;

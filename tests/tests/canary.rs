@@ -90,6 +90,22 @@ fn rules_override_and_spoofing() {
     );
 }
 
+/// The variant header re-selects the route on this Envoy, and the module says how: through Envoy's
+/// `clear_route_cache` foreign function, or (a host without it) Envoy's own clearing after a Wasm header
+/// change. The smoke matrix runs this on every Envoy minor; the README's version table comes from it.
+#[test]
+fn the_route_is_selected_again_and_the_log_says_how() {
+    let lab = lab(config(0, 100, json!({})));
+    let client = lab.envoy.client().unwrap();
+    assert_eq!(served_by(&client.send(as_user(7)).unwrap()), "canary", "the header set by the filter routes");
+    let log = lab.envoy.log();
+    let how = log
+        .lines()
+        .find_map(|l| l.split_once("route re-selection: ").map(|(_, how)| how.to_string()))
+        .unwrap_or_else(|| panic!("no route re-selection line in the log:\n{log}"));
+    eprintln!("route re-selection on this Envoy: {how}");
+}
+
 #[test]
 fn set_cookie_pins_clients_without_a_key_and_expose_variant() {
     let lab = lab(json!({

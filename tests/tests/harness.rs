@@ -46,3 +46,18 @@ fn a_failed_start_reports_envoys_log() {
     assert!(err.contains("Envoy exited"), "{err}");
     assert!(err.contains("[fault] invalid config at /maxActiveFaults"), "{err}");
 }
+
+/// The Envoy the tests run is the version asked for (`MESHPLUG_ENVOY_VERSION`, as CI's smoke matrix
+/// sets it), else the default 1.40.0: the running server reports it on its admin `/server_info`.
+#[test]
+fn the_envoy_running_is_the_version_asked_for() {
+    let wanted = std::env::var(meshplug_harness::envoy::VERSION_VAR)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| meshplug_harness::envoy::ENVOY_VERSION.to_string());
+    let lab = Lab::builder().filter("fault", json!({})).start().unwrap();
+    let admin = meshplug_tests::Client::new(&format!("http://{}", lab.envoy.admin)).unwrap();
+    let info = admin.get("/server_info").unwrap().json();
+    let version = info["version"].as_str().unwrap_or_default();
+    assert!(version.contains(&format!("/{wanted}/")), "asked for {wanted}, running {version}");
+}

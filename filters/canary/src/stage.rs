@@ -42,11 +42,14 @@ impl Stage for CanaryStage {
             let mut random = self.random.borrow_mut();
             self.canary.on_request(req, &mut *random, &self.metrics)
         };
-        // Setting the header replaces any value the client sent; Envoy then re-selects the route.
-        // If the host refuses, the request keeps no routing header from us (logged by the chain) and
-        // takes the default route: the stable subset.
+        // Setting the header replaces any value the client sent; then Envoy is asked to re-select the
+        // route (explicitly where it has `clear_route_cache`; see ChainRequest::clear_route_cache).
+        // If the host refuses the header, the request keeps no routing header from us (logged by the
+        // chain) and takes the default route: the stable subset.
         let (name, value) = &decision.route_header;
-        let _ = req.set_header(name, Some(value));
+        if req.set_header(name, Some(value)).is_ok() {
+            req.clear_route_cache();
+        }
         Step { action: Decided::Continue, response_headers: decision.response_headers, notify_done: false }
     }
 
