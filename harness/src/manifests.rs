@@ -171,12 +171,12 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
     errors
 }
 
-/// Checks every `.yaml`/`.yml` file under `dir` (recursively).
-pub fn check_dir(dir: &Path) -> anyhow::Result<(usize, Vec<ManifestError>)> {
+/// Every `.yaml`/`.yml` file under `dir` (recursively), sorted.
+pub fn yaml_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
+        for e in std::fs::read_dir(&d).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", d.display()))? {
             let p = e?.path();
             if p.is_dir() {
                 stack.push(p);
@@ -186,6 +186,12 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<(usize, Vec<ManifestError>)> {
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// Checks every `.yaml`/`.yml` file under `dir` (recursively).
+pub fn check_dir(dir: &Path) -> anyhow::Result<(usize, Vec<ManifestError>)> {
+    let files = yaml_files(dir)?;
     let mut errors = Vec::new();
     let mut count = 0;
     for f in files {

@@ -83,19 +83,7 @@ pub struct Manifests {
 pub fn read_manifests(dir: &Path) -> anyhow::Result<Manifests> {
     use base64::Engine as _;
     use serde::Deserialize;
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", d.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = crate::manifests::yaml_files(dir)?;
     let mut plugins = Vec::new();
     let mut secrets = BTreeMap::new();
     for f in files {
