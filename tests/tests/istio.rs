@@ -415,3 +415,32 @@ fn the_agent_cache_honours_digests_and_pull_policy() {
         assert_eq!(lab.fetches(), fetches_after_two_edits, "{name}");
     }
 }
+
+/// FAIL_RELOAD end to end through the Istio path: the WasmPlugin's `failStrategy: FAIL_RELOAD` reaches
+/// Envoy as `failure_policy: FAIL_RELOAD` (istiod's `buildPluginConfig`), so a VM that traps is
+/// reloaded and the next requests succeed (the test-only `trap` module traps on `x-trap`).
+#[test]
+fn fail_reload_in_a_wasmplugin_reloads_the_vm() {
+    let registry = Registry::start().unwrap();
+    let wasm = std::fs::read(meshplug_harness::filters::module_dir().join("trap.wasm")).unwrap();
+    let img = image(&wasm, Format::Compat).unwrap();
+    push(&img, &format!("oci://{}/meshplug/trap:1", registry.host())).unwrap();
+    let dir = scratch("fail-reload");
+    let url = format!("oci://{}/meshplug/trap:1", registry.host());
+    let extra = format!("  sha256: {}\n  failStrategy: FAIL_RELOAD\n", img.sha256_hex());
+    std::fs::write(dir.join("p.yaml"), plugin("reloading", "trap", &url, &extra, "{}")).unwrap();
+    let lab = start(&dir);
+    let raw = |req: &[u8]| meshplug_harness::hostile::raw_status(lab.envoy.listener, req);
+    const PLAIN: &[u8] = b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n";
+    const TRAP: &[u8] = b"GET / HTTP/1.1\r\nhost: t\r\nx-trap: now\r\nconnection: close\r\n\r\n";
+    assert_eq!(raw(PLAIN), Some(200));
+    for _ in 0..40 {
+        let _ = raw(TRAP);
+    }
+    // Envoy reloads a failed VM at most once per backoff interval (1 s by default).
+    std::thread::sleep(Duration::from_millis(1500));
+    let after: Vec<_> = (0..20).map(|_| raw(PLAIN)).collect();
+    assert!(after.iter().all(|s| *s == Some(200)), "the VM was reloaded: {after:?}");
+    assert!(lab.envoy.log().contains("trapping the VM"), "the fixture did trap");
+    assert!(lab.envoy.stat("wasm.t.reloading.vm_reload_success") >= 1, "{:?}", lab.envoy.stats());
+}

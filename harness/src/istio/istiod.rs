@@ -298,6 +298,69 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn plugin(name: &str, spec: Value) -> WasmPlugin {
+        WasmPlugin::from_doc(
+            &json!({"kind": "WasmPlugin", "metadata": {"name": name, "namespace": "ns"}, "spec": spec}),
+            "t",
+        )
+        .unwrap()
+    }
+
+    /// WasmPluginsByListenerInfo + PopAppendHTTP: phase order, then descending priority (absent =
+    /// lowest), ties by name; only plugins whose selector, mode and ports fit the listener.
+    #[test]
+    fn listener_plugins_are_selected_and_ordered_as_istiod_does() {
+        let plugins = vec![
+            plugin("stats-low", json!({"phase": "STATS", "priority": 1})),
+            plugin("unspecified", json!({})),
+            plugin("authz", json!({"phase": "AUTHZ", "priority": 5})),
+            plugin("stats-high", json!({"phase": "STATS", "priority": 10})),
+            plugin("authn-none", json!({"phase": "AUTHN"})),
+            plugin("authn-high", json!({"phase": "AUTHN", "priority": 100})),
+            plugin("client-only", json!({"phase": "AUTHN", "match": [{"mode": "CLIENT"}]})),
+            plugin("port-9090", json!({"phase": "AUTHN", "match": [{"mode": "SERVER", "ports": [{"number": 9090}]}]})),
+            plugin("other-app", json!({"phase": "AUTHN", "selector": {"matchLabels": {"app": "other"}}})),
+            plugin("this-app", json!({"phase": "AUTHZ", "selector": {"matchLabels": {"app": "a"}}})),
+        ];
+        let labels = [("app".to_string(), "a".to_string())].into_iter().collect();
+        let names = |class, port| -> Vec<String> {
+            listener_plugins(&plugins, "ns", &labels, class, port).iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(
+            names(ListenerClass::SidecarInbound, 8080),
+            ["authn-high", "authn-none", "authz", "this-app", "stats-high", "stats-low", "unspecified"]
+        );
+        assert!(names(ListenerClass::SidecarInbound, 9090).contains(&"port-9090".to_string()));
+        let outbound = names(ListenerClass::SidecarOutbound, 8080);
+        assert!(outbound.contains(&"client-only".to_string()) && !outbound.contains(&"port-9090".to_string()));
+        assert!(names(ListenerClass::Gateway, 8080).contains(&"client-only".to_string()), "gateways are CLIENT");
+        assert!(listener_plugins(&plugins, "elsewhere", &labels, ListenerClass::SidecarInbound, 8080).is_empty());
+    }
+
+    #[test]
+    fn the_extension_config_is_built_as_istiod_builds_it() {
+        let p = plugin(
+            "p",
+            json!({"url": "ghcr.io/x/y:1", "pluginName": "fault", "failStrategy": "FAIL_RELOAD", "sha256": "ab",
+                   "imagePullPolicy": "Always", "pluginConfig": {"b": 1, "a": 2},
+                   "vmConfig": {"env": [{"name": "K", "value": "v"}, {"name": "H", "valueFrom": "HOST"}]}}),
+        );
+        let ec = p.extension_config();
+        assert_eq!(ec["name"], "extensions.istio.io/wasmplugin/ns.p");
+        let c = &ec["typed_config"]["config"];
+        assert_eq!((c["name"].as_str(), c["root_id"].as_str()), (Some("ns.p"), Some("fault")));
+        assert_eq!(c["failure_policy"], "FAIL_RELOAD");
+        assert_eq!(c["configuration"]["value"], r#"{"a":2,"b":1}"#);
+        let remote = &c["vm_config"]["code"]["remote"];
+        assert_eq!(remote["http_uri"]["uri"], "oci://ghcr.io/x/y:1", "no scheme means oci");
+        assert_eq!(remote["sha256"], "ab");
+        let env = &c["vm_config"]["environment_variables"];
+        assert_eq!(env["key_values"]["ISTIO_META_WASM_IMAGE_PULL_POLICY"], "Always");
+        assert_eq!(env["key_values"]["ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"], "1");
+        assert_eq!(env["key_values"]["K"], "v");
+        assert_eq!(env["host_env_keys"], json!(["H"]));
+    }
+
     #[test]
     fn plugin_config_is_encoded_as_istiod_encodes_it() {
         let v =
