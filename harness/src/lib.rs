@@ -13,6 +13,7 @@ pub mod istio;
 pub mod local;
 pub mod manifests;
 pub mod oci;
+pub mod redis;
 pub mod registry;
 pub mod render;
 pub mod run;
