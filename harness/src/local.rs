@@ -30,8 +30,9 @@ pub struct LabBuilder {
     pub admin_port: u16,
     pub concurrency: u32,
     pub envoy: Option<PathBuf>,
-    /// Clusters to servers the caller runs itself (name, port on 127.0.0.1), e.g. a JWKS stub.
-    pub extra_clusters: Vec<(String, u16)>,
+    /// Clusters to servers the caller runs itself (name, port on 127.0.0.1, HTTP/2), e.g. a JWKS stub
+    /// or a gRPC rate limit service.
+    pub extra_clusters: Vec<(String, u16, bool)>,
     /// Run the suite's filters as one bundle (`meshplug.wasm`) instead of one module each.
     pub bundle: bool,
     /// Envoy `failure_policy` per module name (default `FAIL_CLOSED`).
@@ -101,7 +102,13 @@ impl LabBuilder {
 
     /// Adds a cluster named `name` to a server on `127.0.0.1:port` that the caller runs.
     pub fn cluster(mut self, name: &str, port: u16) -> Self {
-        self.extra_clusters.push((name.into(), port));
+        self.extra_clusters.push((name.into(), port, false));
+        self
+    }
+
+    /// Adds an HTTP/2 cluster named `name` to a gRPC server on `127.0.0.1:port` that the caller runs.
+    pub fn grpc_cluster(mut self, name: &str, port: u16) -> Self {
+        self.extra_clusters.push((name.into(), port, true));
         self
     }
 
@@ -176,10 +183,10 @@ impl LabBuilder {
             .upstreams
             .iter()
             .map(|u| Cluster { name: u.name.clone(), port: ports.get(&u.name).copied().unwrap_or(0), http2: u.http2 })
-            .chain(self.extra_clusters.iter().map(|(name, port)| Cluster {
+            .chain(self.extra_clusters.iter().map(|(name, port, http2)| Cluster {
                 name: name.clone(),
                 port: *port,
-                http2: false,
+                http2: *http2,
             }))
             .collect();
         Ok(Setup {

@@ -92,3 +92,171 @@ fn envoys_native_ratelimit_filter_gets_the_counts_its_config_promises() {
     assert_eq!(statuses(&c, 2, || Req::get("/x").header("x-user", "bob")), (2, 0), "bob had 3 of 5");
     assert_eq!(statuses(&c, 1, || Req::get("/x").header("x-user", "bob")), (0, 1));
 }
+
+// ---- The rate-limit filter's global rules against the same service ----
+
+const GLOBAL_CONFIG: &str = "domain: shop\ndescriptors:\n  - key: user\n    rate_limit: {unit: hour, requests_per_unit: 5}\n  - key: team\n    rate_limit: {unit: hour, requests_per_unit: 20}\n";
+
+fn service(redis: &RedisServer, config: &str, prefix: &str) -> meshplug_rls::Running {
+    let domains = meshplug_rls::parse_config(config).unwrap();
+    meshplug_rls::start(domains, &redis.url(), "127.0.0.1:0".parse().unwrap(), prefix).unwrap()
+}
+
+fn global_config(extra_rule: serde_json::Value, service: serde_json::Value) -> serde_json::Value {
+    let mut rule = json!({"name": "per-user", "global": {"descriptors": [{"key": "user", "header": "x-user"}]}});
+    if let (Some(r), Some(extra)) = (rule.as_object_mut(), extra_rule.as_object()) {
+        r.extend(extra.clone());
+    }
+    let mut svc = json!({"cluster": "rls", "domain": "shop", "timeout": "1s"});
+    if let (Some(s), Some(extra)) = (svc.as_object_mut(), service.as_object()) {
+        s.extend(extra.clone());
+    }
+    json!({"rateLimitService": svc, "rules": [rule]})
+}
+
+fn lab(config: serde_json::Value, rls_port: u16) -> meshplug_tests::Lab {
+    meshplug_tests::builder()
+        .filter("rate-limit", config)
+        .grpc_cluster("rls", rls_port)
+        .start()
+        .unwrap_or_else(|e| panic!("could not start Envoy: {e:#}"))
+}
+
+fn metric(lab: &meshplug_tests::Lab, name: &str) -> u64 {
+    meshplug_tests::metric(lab, "rate-limit", name)
+}
+
+/// A global rule: the service counts, the filter refuses OVER_LIMIT with 429, `retry-after` and the
+/// service's quota in `ratelimit-*`; per user.
+#[test]
+fn a_global_rule_is_enforced_by_the_service() {
+    let redis = RedisServer::start().unwrap();
+    let rls = service(&redis, GLOBAL_CONFIG, "global:");
+    let lab = lab(global_config(json!({}), json!({})), rls.addr.port());
+    let c = lab.envoy.client().unwrap();
+    let (ok, limited) = statuses(&c, 8, || Req::get("/x").header("x-user", "alice"));
+    assert_eq!((ok, limited), (5, 3), "5 per hour for alice");
+    let r = c.send(Req::get("/x").header("x-user", "alice")).unwrap();
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("ratelimit-limit"), Some("5"));
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    let r = c.send(Req::get("/x").header("x-user", "bob")).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("ratelimit-remaining"), Some("4"), "the service's quota on allowed responses");
+    assert_eq!(rls.calls(), 10);
+    assert!(
+        meshplug_tests::eventually(std::time::Duration::from_secs(3), || metric(&lab, "per-user.global_limited") == 4)
+    );
+    assert_eq!(metric(&lab, "per-user.global_allowed"), 6);
+}
+
+/// Two Envoys (two replicas, two workers each) sharing one global limit admit the limit in total under
+/// concurrent load from both.
+#[test]
+fn two_replicas_share_one_global_limit() {
+    let redis = RedisServer::start().unwrap();
+    let rls = service(&redis, GLOBAL_CONFIG, "replicas:");
+    let config = json!({
+        "rateLimitService": {"cluster": "rls", "domain": "shop", "timeout": "1s"},
+        "rules": [{"name": "team", "global": {"descriptors": [{"key": "team", "value": "payments"}]}}]
+    });
+    let (a, b) = (lab(config.clone(), rls.addr.port()), lab(config, rls.addr.port()));
+    let admitted: usize = std::thread::scope(|s| {
+        let threads: Vec<_> = [&a, &b, &a, &b]
+            .into_iter()
+            .map(|l| {
+                let url = l.envoy.url();
+                s.spawn(move || {
+                    let c = Client::new(&url).unwrap();
+                    (0..15).filter(|_| c.send(Req::get("/")).unwrap().status == 200).count()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert!((19..=21).contains(&admitted), "the team's 20 per hour across both replicas: {admitted} of 60");
+    assert_eq!(rls.calls(), 60);
+}
+
+/// A local limit in the same rule is checked first: only locally admitted requests reach the service.
+#[test]
+fn local_limits_are_checked_before_the_service_is_asked() {
+    let redis = RedisServer::start().unwrap();
+    let rls = service(&redis, GLOBAL_CONFIG, "local-first:");
+    let rule = json!({"key": {"header": "x-user"}, "limits": [{"requests": 3, "per": "60s"}]});
+    let lab = lab(global_config(rule, json!({})), rls.addr.port());
+    let c = lab.envoy.client().unwrap();
+    let (ok, limited) = statuses(&c, 10, || Req::get("/x").header("x-user", "carol"));
+    assert_eq!((ok, limited), (3, 7), "the local limit (3) is the tighter one");
+    assert_eq!(rls.calls(), 3, "only the 3 locally admitted requests were sent to the service");
+}
+
+/// The service down, too slow, or answering something that is not its protocol: the configured
+/// failure mode, within the timeout, counted.
+#[test]
+fn service_failures_take_the_configured_mode_within_the_timeout() {
+    use std::time::{Duration, Instant};
+    // Down: nothing listens on the port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let denied = lab(global_config(json!({}), json!({"timeout": "300ms"})), closed);
+    let c = denied.envoy.client().unwrap();
+    let r = c.send(Req::get("/").header("x-user", "a")).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (500, "rate limit service unavailable\n"), "onError: deny (the default)");
+    assert!(meshplug_tests::eventually(Duration::from_secs(3), || metric(&denied, "per-user.global_unavailable") >= 1));
+    let allowed = lab(global_config(json!({}), json!({"onError": "allow", "timeout": "300ms"})), closed);
+    assert_eq!(allowed.envoy.client().unwrap().send(Req::get("/").header("x-user", "a")).unwrap().status, 200);
+
+    // Slow: accepts connections, never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hold = std::thread::spawn({
+        let silent = silent.try_clone().unwrap();
+        move || {
+            let mut held = Vec::new();
+            silent.set_nonblocking(true).unwrap();
+            let end = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < end {
+                if let Ok((s, _)) = silent.accept() {
+                    held.push(s);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    let slow = lab(
+        global_config(json!({}), json!({"timeout": "200ms", "statusOnError": 503})),
+        silent.local_addr().unwrap().port(),
+    );
+    let c = slow.envoy.client().unwrap();
+    let started = Instant::now();
+    let r = c.send(Req::get("/").header("x-user", "a")).unwrap();
+    let waited = started.elapsed();
+    assert_eq!(r.status, 503, "statusOnError");
+    assert!(waited < Duration::from_secs(2), "the request waited {waited:?}: the 200 ms timeout did not bound it");
+    assert!(meshplug_tests::eventually(Duration::from_secs(3), || metric(&slow, "per-user.global_timeout") >= 1));
+    drop(slow);
+    drop(hold);
+
+    // Not the protocol: an HTTP/2 server answering JSON (the echo upstream).
+    let echo = EchoServer::start("not-grpc", 0).unwrap();
+    let garbage = lab(global_config(json!({}), json!({})), echo.addr.port());
+    let r = garbage.envoy.client().unwrap().send(Req::get("/").header("x-user", "a")).unwrap();
+    assert_eq!(r.status, 500);
+    let failed = || metric(&garbage, "per-user.global_unavailable") + metric(&garbage, "per-user.global_bad_response");
+    assert!(meshplug_tests::eventually(Duration::from_secs(3), || failed() >= 1));
+}
+
+/// Shadow mode for a global rule: OVER_LIMIT is counted and logged, never enforced.
+#[test]
+fn a_shadow_global_rule_counts_but_lets_through() {
+    let redis = RedisServer::start().unwrap();
+    let rls = service(&redis, GLOBAL_CONFIG, "shadow:");
+    let lab = lab(global_config(json!({"shadow": true}), json!({})), rls.addr.port());
+    let c = lab.envoy.client().unwrap();
+    assert_eq!(statuses(&c, 8, || Req::get("/x").header("x-user", "dave")), (8, 0));
+    assert!(meshplug_tests::eventually(std::time::Duration::from_secs(3), || metric(
+        &lab,
+        "per-user.global_shadow_limited"
+    ) == 3));
+}

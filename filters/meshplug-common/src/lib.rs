@@ -16,6 +16,7 @@ pub mod matching;
 pub mod metrics;
 pub mod path;
 pub mod percent;
+pub mod proto;
 pub mod reply;
 #[cfg(feature = "schema")]
 pub mod schema;

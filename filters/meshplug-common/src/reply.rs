@@ -1,4 +1,4 @@
-//! What a filter decides for a request: go on, answer it locally, or wait first.
+//! What a filter decides for a request: go on, answer it locally, wait first, or ask a service first.
 
 use std::time::Duration;
 
@@ -22,4 +22,37 @@ pub enum Action {
     Respond(LocalReply),
     /// Hold the request for `delay`, then forward it (`then: None`) or answer with `then`.
     Pause { delay: Duration, then: Option<LocalReply> },
+    /// Hold the request until a gRPC service answers (or `timeout` passes); the filter then decides
+    /// with the answer.
+    Call(GrpcCall),
 }
+
+/// A unary gRPC call through an Envoy cluster (Envoy's gRPC client: HTTP/2, its timeout enforced by
+/// Envoy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcCall {
+    pub cluster: String,
+    /// Fully qualified service name, e.g. `envoy.service.ratelimit.v3.RateLimitService`.
+    pub service: String,
+    pub method: String,
+    /// The request message, serialized.
+    pub message: Vec<u8>,
+    pub timeout: Duration,
+    /// Response headers the filter had decided before asking, handed back with the answer (the filter
+    /// then decides the request's headers as a whole).
+    pub carry: Vec<(String, String)>,
+}
+
+/// How a gRPC call ended, as the filter gets it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// gRPC status OK, with the response message.
+    Ok(Vec<u8>),
+    /// Any other gRPC status (4 DEADLINE_EXCEEDED for a timeout, 14 UNAVAILABLE when the service cannot
+    /// be reached), or the call could not be started (reported as 14).
+    Failed(u32),
+}
+
+/// gRPC status codes the filters act on.
+pub const GRPC_DEADLINE_EXCEEDED: u32 = 4;
+pub const GRPC_UNAVAILABLE: u32 = 14;

@@ -30,10 +30,123 @@ pub struct RateLimitConfig {
     /// What to do when the shared state cannot be updated (CAS retries exhausted, host error).
     #[serde(default)]
     pub on_error: OnError,
+    /// The rate limit service `global` rules ask (Envoy's `envoy.service.ratelimit.v3` protocol).
+    #[serde(default)]
+    pub rate_limit_service: Option<ServiceConfig>,
 }
 
 fn default_max_keys() -> u32 {
     DEFAULT_MAX_KEYS
+}
+
+/// Where global rules are counted: a gRPC rate limit service (envoyproxy/ratelimit, Limitador,
+/// meshplug-rls) behind an Envoy cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ServiceConfig {
+    /// The Envoy cluster of the service (HTTP/2); in Istio `outbound|<port>||<host>`.
+    pub cluster: String,
+    /// The `domain` of every request (the service's config namespace).
+    pub domain: String,
+    /// How long a request waits for the answer (Envoy enforces it).
+    #[serde(default = "default_service_timeout")]
+    pub timeout: ConfigDuration,
+    /// When the service cannot answer (down, too slow, an answer that does not decode): `deny` the
+    /// request with `statusOnError`, or `allow` it.
+    #[serde(default)]
+    pub on_error: OnError,
+    #[serde(default = "default_status_on_error")]
+    pub status_on_error: u16,
+}
+
+pub const DEFAULT_SERVICE_TIMEOUT: Duration = Duration::from_millis(100);
+pub const MAX_SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_STATUS_ON_ERROR: u16 = 500;
+/// Cluster names are sent inside a serialized GrpcService whose length must fit one byte.
+pub const MAX_CLUSTER_NAME: usize = 120;
+pub const MAX_DESCRIPTOR_ENTRIES: usize = 16;
+
+fn default_service_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_SERVICE_TIMEOUT)
+}
+fn default_status_on_error() -> u16 {
+    DEFAULT_STATUS_ON_ERROR
+}
+
+/// A rule's descriptor for the rate limit service: ordered entries, each a fixed `value` or a value
+/// read from the request like a local rule's `key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct GlobalRule {
+    pub descriptors: Vec<DescriptorEntry>,
+    /// Hits this request counts for (default 1).
+    #[serde(default)]
+    pub hits_addend: Option<u32>,
+}
+
+/// One entry of a descriptor: `{key, value}` (a constant) or `{key, header|clientIp|path|claim}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorEntry {
+    pub key: String,
+    pub source: EntrySource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntrySource {
+    Value(String),
+    Request(KeySpec),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DescriptorEntryJson {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    header: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    client_ip: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    path: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    claim: Option<serde::de::IgnoredAny>,
+}
+
+impl<'de> Deserialize<'de> for DescriptorEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // Read the entry once, then give its request-valued part to KeySpec's own parser.
+        let mut map = serde_json::Map::deserialize(deserializer)?;
+        let json: DescriptorEntryJson =
+            serde_json::from_value(serde_json::Value::Object(map.clone())).map_err(D::Error::custom)?;
+        if json.key.is_empty() || json.key.len() > 64 {
+            return Err(D::Error::custom("an entry's key must be 1 to 64 bytes"));
+        }
+        let sources = [
+            json.value.is_some(),
+            json.header.is_some(),
+            json.client_ip.is_some(),
+            json.path.is_some(),
+            json.claim.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(D::Error::custom(
+                "an entry needs `key` and exactly one of value, header, clientIp, path, claim",
+            ));
+        }
+        let source = match json.value {
+            Some(v) if v.is_empty() => return Err(D::Error::custom("a constant value must not be empty")),
+            Some(v) => EntrySource::Value(v),
+            None => {
+                map.remove("key");
+                EntrySource::Request(serde_json::from_value(serde_json::Value::Object(map)).map_err(D::Error::custom)?)
+            }
+        };
+        Ok(DescriptorEntry { key: json.key, source })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,7 +160,12 @@ pub struct Rule {
     /// What a bucket is per; absent: one bucket for the whole rule.
     #[serde(default)]
     pub key: KeySpec,
+    /// Local limits, exact across this Envoy's workers (checked first). May be empty with `global`.
+    #[serde(default)]
     pub limits: Vec<Limit>,
+    /// A limit shared by every replica, counted by the rate limit service (`rateLimitService`).
+    #[serde(default)]
+    pub global: Option<GlobalRule>,
     /// Count and log refusals but let the requests through.
     #[serde(default)]
     pub shadow: bool,
@@ -222,6 +340,30 @@ impl RateLimitConfig {
                 format!("HTTP status {} is out of range; expected [200, 600)", self.response.status),
             ));
         }
+        if let Some(svc) = &self.rate_limit_service {
+            let sp = "/rateLimitService";
+            if svc.cluster.is_empty()
+                || svc.cluster.len() > MAX_CLUSTER_NAME
+                || !svc.cluster.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(ConfigError::new(
+                    child(sp, "cluster"),
+                    format!("must be 1 to {MAX_CLUSTER_NAME} printable ASCII characters"),
+                ));
+            }
+            if svc.domain.is_empty() {
+                return Err(ConfigError::new(child(sp, "domain"), "must not be empty"));
+            }
+            if svc.timeout.0.is_zero() || svc.timeout.0 > MAX_SERVICE_TIMEOUT {
+                return Err(ConfigError::new(child(sp, "timeout"), "must be longer than 0 and at most 10s"));
+            }
+            if !(200..600).contains(&svc.status_on_error) {
+                return Err(ConfigError::new(
+                    child(sp, "statusOnError"),
+                    format!("HTTP status {} is out of range; expected [200, 600)", svc.status_on_error),
+                ));
+            }
+        }
         for (i, rule) in self.rules.iter().enumerate() {
             let rp = child("/rules", i);
             if !valid_name(&rule.name) {
@@ -233,11 +375,29 @@ impl RateLimitConfig {
             if self.rules.iter().take(i).any(|r| r.name == rule.name) {
                 return Err(ConfigError::new(child(&rp, "name"), format!("duplicate rule name {:?}", rule.name)));
             }
-            if rule.limits.is_empty() || rule.limits.len() > MAX_LIMITS_PER_RULE {
+            if (rule.limits.is_empty() && rule.global.is_none()) || rule.limits.len() > MAX_LIMITS_PER_RULE {
                 return Err(ConfigError::new(
                     child(&rp, "limits"),
-                    format!("a rule needs 1 to {MAX_LIMITS_PER_RULE} limits"),
+                    format!("a rule needs 1 to {MAX_LIMITS_PER_RULE} limits, or `global`"),
                 ));
+            }
+            if let Some(global) = &rule.global {
+                let gp = child(&rp, "global");
+                if self.rate_limit_service.is_none() {
+                    return Err(ConfigError::new(
+                        gp,
+                        "a global rule needs `rateLimitService` (the cluster and domain of the rate limit service)",
+                    ));
+                }
+                if global.descriptors.is_empty() || global.descriptors.len() > MAX_DESCRIPTOR_ENTRIES {
+                    return Err(ConfigError::new(
+                        child(&gp, "descriptors"),
+                        format!("a descriptor needs 1 to {MAX_DESCRIPTOR_ENTRIES} entries"),
+                    ));
+                }
+                if global.hits_addend == Some(0) {
+                    return Err(ConfigError::new(child(&gp, "hitsAddend"), "must be at least 1"));
+                }
             }
             for (j, limit) in rule.limits.iter().enumerate() {
                 let lp = child(&child(&rp, "limits"), j);
@@ -269,6 +429,32 @@ impl RateLimitConfig {
 #[cfg(test)]
 #[path = "tests/config.rs"]
 mod tests;
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for DescriptorEntry {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DescriptorEntry".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let s = serde_json::json!({ "type": "string", "minLength": 1 });
+        let sources = ["value", "header", "clientIp", "path", "claim"];
+        let one_of: Vec<serde_json::Value> =
+            sources.iter().map(|k| serde_json::json!({ "required": ["key", k] })).collect();
+        schemars::json_schema!({
+            "type": "object",
+            "properties": {
+                "key": { "type": "string", "minLength": 1, "maxLength": 64 },
+                "value": s, "header": s, "claim": s,
+                "clientIp": { "type": "object", "properties": { "trustedHops": { "type": "integer", "minimum": 0 }, "ipv6PrefixLength": { "type": "integer", "minimum": 1, "maximum": 128 } }, "additionalProperties": false },
+                "path": { "type": "object", "additionalProperties": false }
+            },
+            "additionalProperties": false,
+            "minProperties": 2,
+            "maxProperties": 2,
+            "oneOf": one_of
+        })
+    }
+}
 
 #[cfg(feature = "schema")]
 impl schemars::JsonSchema for KeySpec {

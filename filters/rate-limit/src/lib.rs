@@ -6,6 +6,7 @@
 //! and the proxy-wasm glue is in `stage.rs`.
 
 pub mod config;
+pub mod global;
 pub mod keys;
 pub mod logic;
 pub mod slots;

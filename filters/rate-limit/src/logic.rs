@@ -8,7 +8,8 @@
 //! re-reads and re-checks). A refused request changes nothing. Time comes from the host clock; every
 //! limiter's clock starts at the Unix epoch, so the TATs mean the same in every worker.
 
-use crate::config::{KeySpec, OnError, OnMissingKey, RateLimitConfig};
+use crate::config::{EntrySource, KeySpec, OnError, OnMissingKey, RateLimitConfig};
+use crate::global::{self, Descriptor};
 use crate::keys::key_of;
 use crate::slots::{Claim, SlotTable};
 use governor::clock::Clock as GovernorClock;
@@ -19,7 +20,7 @@ use governor::{Quota, RateLimiter};
 use meshplug_common::config::ConfigError;
 use meshplug_common::counter::MAX_CAS_RETRIES;
 use meshplug_common::host::{Metrics, Random, Request, SharedData, SharedDataError, CREATE_ONLY};
-use meshplug_common::reply::{Action, LocalReply};
+use meshplug_common::reply::{Action, CallOutcome, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED};
 use meshplug_common::throttle::LogThrottle;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::cell::Cell;
@@ -41,6 +42,12 @@ meshplug_common::metric_table! {
         Errors => "errors",
         SlotsCreated => "slots_created",
         SharedBucket => "shared_bucket",
+        GlobalAllowed => "global_allowed",
+        GlobalLimited => "global_limited",
+        GlobalShadowLimited => "global_shadow_limited",
+        GlobalTimeout => "global_timeout",
+        GlobalUnavailable => "global_unavailable",
+        GlobalBadResponse => "global_bad_response",
     }
 }
 
@@ -129,11 +136,20 @@ pub struct QuotaState {
 /// The filter's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    /// `Continue`, or `Respond` with the refusal.
+    /// `Continue`, `Respond` with the refusal, or `Call` the rate limit service (global rules).
     pub action: Action,
     /// Headers to add to the upstream's response (when the request goes on).
     pub response_headers: Vec<(String, String)>,
+    /// Headers the rate limit service asked to add to the request (when it goes on).
+    pub request_headers: Vec<(String, String)>,
 }
+
+fn verdict(action: Action, response_headers: Vec<(String, String)>) -> Verdict {
+    Verdict { action, response_headers, request_headers: Vec::new() }
+}
+
+/// The value sent for a global entry whose request value is missing (`onMissingKey: unknown`).
+pub const UNKNOWN_VALUE: &str = "unknown";
 
 /// A configured rate-limit filter.
 pub struct RateLimit {
@@ -142,6 +158,17 @@ pub struct RateLimit {
     now: Rc<Cell<Duration>>,
     seed: Cell<(u64, u64)>,
     seed_key: String,
+    global_log: LogThrottle,
+}
+
+/// The quota a request's own `ratelimit-*` headers carry (set before the service was asked).
+fn parse_quota(headers: &[(String, String)]) -> Option<QuotaState> {
+    let get = |name: &str| headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<u64>().ok());
+    Some(QuotaState {
+        limit: u32::try_from(get("ratelimit-limit")?).ok()?,
+        remaining: u32::try_from(get("ratelimit-remaining")?).ok()?,
+        reset: get("ratelimit-reset")?,
+    })
 }
 
 enum Charged {
@@ -187,7 +214,7 @@ impl RateLimit {
             });
         }
         let seed_key = format!("meshplug.rate_limit.{instance}.seed");
-        Ok(Self { config, rules, now, seed: Cell::new((0, 0)), seed_key })
+        Ok(Self { config, rules, now, seed: Cell::new((0, 0)), seed_key, global_log: LogThrottle::default() })
     }
 
     pub fn from_json(bytes: &[u8], instance: &str) -> Result<Self, ConfigError> {
@@ -239,7 +266,7 @@ impl RateLimit {
         let mut shown: Option<QuotaState> = None;
         let mut refusal: Option<Duration> = None;
         for (i, (rule, rt)) in self.config.rules.iter().zip(&self.rules).enumerate() {
-            if !rule.matches.matches(req) {
+            if rule.limits.is_empty() || !rule.matches.matches(req) {
                 continue;
             }
             let key = match key_of(&rule.key, req) {
@@ -314,26 +341,196 @@ impl RateLimit {
                 _ => quota,
             });
         }
+        if let Some(wait) = refusal {
+            return self.refuse(shown, wait, Vec::new(), None);
+        }
+        let headers = self.quota_headers(shown);
+        // Local limits passed: global rules ask the rate limit service (one call for all of them).
+        let descriptors = self.global_descriptors(req, Some(env));
+        match (&self.config.rate_limit_service, descriptors.is_empty()) {
+            (Some(svc), false) => {
+                let message = global::encode_request(
+                    &svc.domain,
+                    &descriptors.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+                );
+                let call = GrpcCall {
+                    cluster: svc.cluster.clone(),
+                    service: global::SERVICE.into(),
+                    method: global::METHOD.into(),
+                    message,
+                    timeout: svc.timeout.0,
+                    carry: headers,
+                };
+                verdict(Action::Call(call), Vec::new())
+            }
+            _ => verdict(Action::Continue, headers),
+        }
+    }
+
+    fn quota_headers(&self, shown: Option<QuotaState>) -> Vec<(String, String)> {
         let mut headers = Vec::new();
         if let (true, Some(q)) = (self.config.response.headers, shown) {
             headers.push(("ratelimit-limit".to_string(), q.limit.to_string()));
             headers.push(("ratelimit-remaining".to_string(), q.remaining.to_string()));
             headers.push(("ratelimit-reset".to_string(), q.reset.to_string()));
         }
-        match refusal {
-            None => Verdict { action: Action::Continue, response_headers: headers },
-            Some(wait) => {
-                if self.config.response.headers {
-                    headers.push(("retry-after".to_string(), secs_ceil(wait).max(1).to_string()));
-                }
-                let reply = LocalReply {
-                    status: self.config.response.status,
-                    grpc_status: None,
-                    headers,
-                    body: self.config.response.body.as_bytes().to_vec(),
-                };
-                Verdict { action: Action::Respond(reply), response_headers: Vec::new() }
+        headers
+    }
+
+    /// The refusal: the configured status and body (or the service's body), quota headers and
+    /// `retry-after`, plus headers the service asked for.
+    fn refuse(
+        &self,
+        shown: Option<QuotaState>,
+        wait: Duration,
+        extra: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+    ) -> Verdict {
+        let mut headers = self.quota_headers(shown);
+        if self.config.response.headers {
+            headers.push(("retry-after".to_string(), secs_ceil(wait).max(1).to_string()));
+        }
+        headers.extend(extra);
+        let reply = LocalReply {
+            status: self.config.response.status,
+            grpc_status: None,
+            headers,
+            body: body.unwrap_or_else(|| self.config.response.body.as_bytes().to_vec()),
+        };
+        verdict(Action::Respond(reply), Vec::new())
+    }
+
+    /// The descriptors of the matching global rules, in rule order, each with its rule's index. With
+    /// `env`, a missing request value is counted (once per request: not again on the answer).
+    fn global_descriptors(&self, req: &dyn Request, env: Option<&Env>) -> Vec<(usize, Descriptor)> {
+        let mut out = Vec::new();
+        'rules: for (i, rule) in self.config.rules.iter().enumerate() {
+            let Some(global) = &rule.global else { continue };
+            if !rule.matches.matches(req) {
+                continue;
             }
+            let mut entries = Vec::with_capacity(global.descriptors.len());
+            for entry in &global.descriptors {
+                let value = match &entry.source {
+                    EntrySource::Value(v) => v.clone(),
+                    EntrySource::Request(spec) => match key_of(spec, req) {
+                        Some(v) if !v.is_empty() || matches!(spec, KeySpec::Global) => global::descriptor_value(&v),
+                        _ => {
+                            if let Some(env) = env {
+                                env.metrics.increment(metric_index(i, Metric::MissingKey));
+                            }
+                            if rule.on_missing_key == OnMissingKey::Allow {
+                                continue 'rules;
+                            }
+                            UNKNOWN_VALUE.to_string()
+                        }
+                    },
+                };
+                entries.push((entry.key.clone(), value));
+            }
+            out.push((i, Descriptor { entries, hits_addend: global.hits_addend }));
+        }
+        out
+    }
+
+    /// Decides with the rate limit service's answer (or its failure) for the same request.
+    pub fn on_global_response(
+        &self,
+        req: &dyn Request,
+        env: &Env,
+        outcome: CallOutcome,
+        carried: Vec<(String, String)>,
+    ) -> Verdict {
+        let rules: Vec<usize> = self.global_descriptors(req, None).into_iter().map(|(i, _)| i).collect();
+        let all_shadow = rules.iter().all(|i| self.config.rules.get(*i).is_some_and(|r| r.shadow));
+        let failure = match &outcome {
+            CallOutcome::Failed(GRPC_DEADLINE_EXCEEDED) => {
+                Some((Metric::GlobalTimeout, "did not answer in time".to_string()))
+            }
+            CallOutcome::Failed(code) => Some((Metric::GlobalUnavailable, format!("failed (gRPC status {code})"))),
+            CallOutcome::Ok(_) => None,
+        };
+        let answer = match (&outcome, failure) {
+            (CallOutcome::Ok(bytes), None) => match global::decode_response(bytes) {
+                Ok(r) if r.statuses.len() == rules.len() => Ok(r),
+                Ok(r) => Err((
+                    Metric::GlobalBadResponse,
+                    format!("answered {} statuses for {} descriptors", r.statuses.len(), rules.len()),
+                )),
+                Err(_) => Err((Metric::GlobalBadResponse, "answered a message that does not decode".to_string())),
+            },
+            (_, Some(f)) => Err(f),
+            (_, None) => Err((Metric::GlobalBadResponse, "no answer".to_string())),
+        };
+        let response = match answer {
+            Ok(r) => r,
+            Err((metric, why)) => {
+                for i in &rules {
+                    env.metrics.increment(metric_index(*i, metric));
+                }
+                let deny =
+                    self.config.rate_limit_service.as_ref().is_some_and(|s| s.on_error == OnError::Deny) && !all_shadow;
+                if self.global_log.event(env.now, LOG_PERIOD).is_some() {
+                    log::warn!(
+                        "rate limit service {why}; requests are {} (onError: {})",
+                        if deny { "refused" } else { "let through" },
+                        if deny { "deny" } else { "allow" }
+                    );
+                }
+                if !deny {
+                    return verdict(Action::Continue, carried);
+                }
+                let status = self.config.rate_limit_service.as_ref().map_or(500, |s| s.status_on_error);
+                let reply = LocalReply {
+                    status,
+                    grpc_status: None,
+                    headers: Vec::new(),
+                    body: b"rate limit service unavailable\n".to_vec(),
+                };
+                return verdict(Action::Respond(reply), Vec::new());
+            }
+        };
+        let mut shown = parse_quota(&carried);
+        let mut refusal: Option<Duration> = None;
+        for (i, status) in rules.iter().zip(&response.statuses) {
+            let rule = self.config.rules.get(*i);
+            let quota = status.limit.map(|limit| QuotaState {
+                limit,
+                remaining: status.remaining,
+                reset: status.reset_secs.unwrap_or(0),
+            });
+            if let Some(q) = quota {
+                shown = Some(match shown {
+                    Some(s)
+                        if (s.remaining, std::cmp::Reverse(s.reset)) <= (q.remaining, std::cmp::Reverse(q.reset)) =>
+                    {
+                        s
+                    }
+                    _ => q,
+                });
+            }
+            if status.code != global::CODE_OVER_LIMIT {
+                env.metrics.increment(metric_index(*i, Metric::GlobalAllowed));
+            } else if rule.is_some_and(|r| r.shadow) {
+                env.metrics.increment(metric_index(*i, Metric::GlobalShadowLimited));
+            } else {
+                env.metrics.increment(metric_index(*i, Metric::GlobalLimited));
+                let wait = Duration::from_secs(status.reset_secs.unwrap_or(1));
+                refusal = Some(refusal.map_or(wait, |w| w.max(wait)));
+            }
+        }
+        let service_headers: Vec<(String, String)> =
+            response.response_headers.into_iter().filter(global::safe_header).collect();
+        if let Some(wait) = refusal {
+            let body = (!response.raw_body.is_empty()).then_some(response.raw_body);
+            return self.refuse(shown, wait, service_headers, body);
+        }
+        let mut headers = self.quota_headers(shown);
+        headers.extend(service_headers);
+        Verdict {
+            action: Action::Continue,
+            response_headers: headers,
+            request_headers: response.request_headers.into_iter().filter(global::safe_header).collect(),
         }
     }
 

@@ -33,6 +33,8 @@ fn status(action: &Action) -> u16 {
         Action::Respond(r) => r.status,
         Action::Pause { then: Some(r), .. } => r.status,
         Action::Pause { then: None, .. } => 200,
+        // Only rate-limit's global rules ask a service; the properties here configure none.
+        Action::Call(_) => 0,
     }
 }
 
@@ -257,6 +259,7 @@ mod fault_props {
                     prop_assert!(r.grpc_status.is_none_or(|g| g <= 16));
                 }
                 Action::Pause { delay, then: None } => prop_assert!(delay <= &Duration::from_secs(2) && !delay.is_zero()),
+                Action::Call(_) => prop_assert!(false, "fault never calls a service"),
             }
             if let Action::Pause { delay, .. } = &d.action {
                 prop_assert!(delay <= &Duration::from_secs(2));

@@ -53,7 +53,7 @@ fn status(o: &Outcome) -> u16 {
     match &o.action {
         Action::Continue => 200,
         Action::Respond(r) => r.status,
-        Action::Pause { .. } => 0,
+        Action::Pause { .. } | Action::Call(_) => 0,
     }
 }
 

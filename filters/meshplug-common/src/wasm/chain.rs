@@ -15,12 +15,18 @@
 //! request whose client goes away is taken out of the parking at once (its context is deleted), so a
 //! worker holds memory only for requests that are really waiting.
 //!
+//! A stage that asks a gRPC service first (rate-limit's global rules) returns a call: the chain
+//! dispatches it through the SDK from the context that runs the chain (so the SDK routes the answer
+//! back), holds the request, and on the answer — or Envoy's timeout, or a failure — gives the outcome to
+//! that stage and goes on with the chain.
+//!
 //! No callback can panic: every host call goes through [`super::ffi`], and request headers are read as
-//! bytes.
+//! bytes. The one SDK call left on a request path, `dispatch_grpc_call`, panics only on a host status
+//! Envoy's `grpcCall` does not return (it answers Ok, ParseFailure or InternalFailure).
 
 use crate::config::ConfigError;
 use crate::host::{Clock, RequestHeaders, RequestProperties};
-use crate::reply::{Action as Decided, LocalReply};
+use crate::reply::{Action as Decided, CallOutcome, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE};
 use crate::timers::{TimerId, Timers};
 use crate::wasm::{self, ffi, HostErrorLog, ProxyClock, ProxyMetrics, METRICS_FLUSH};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -195,6 +201,19 @@ impl RequestProperties for ChainRequest {
     }
 }
 
+/// Starts a gRPC call through the SDK from `ctx` (which the SDK then gives the answer to). The cluster
+/// goes as a serialized `envoy.config.core.v3.GrpcService` (`envoy_grpc.cluster_name`), which Envoy
+/// reads unambiguously (a bare cluster name is first tried as a serialized GrpcService).
+fn dispatch(ctx: &dyn Context, call: &GrpcCall) -> Result<u32, u32> {
+    let mut envoy_grpc = crate::proto::Writer::default();
+    envoy_grpc.bytes(1, call.cluster.as_bytes());
+    let mut service = crate::proto::Writer::default();
+    service.message(1, &envoy_grpc.bytes);
+    let upstream = String::from_utf8_lossy(&service.bytes).into_owned();
+    ctx.dispatch_grpc_call(&upstream, &call.service, &call.method, vec![], Some(&call.message), call.timeout)
+        .map_err(|s| s as u32)
+}
+
 /// One filter's proxy-wasm side, built from its pluginConfig in `on_configure`.
 pub trait Stage {
     /// The filter's name (`fault`, `rate-limit`).
@@ -204,6 +223,12 @@ pub trait Stage {
     /// and changes its headers and properties through `req`; the chain sends a [`Decided::Respond`]
     /// reply and parks a [`Decided::Pause`].
     fn on_request_headers(&self, req: &ChainRequest) -> Step;
+
+    /// The outcome of the gRPC call this stage's step asked for, for the same request; the returned
+    /// step is applied as a request-headers step would be.
+    fn on_call_response(&self, _req: &ChainRequest, _outcome: CallOutcome, carry: Vec<(String, String)>) -> Step {
+        Step { action: Decided::Continue, response_headers: carry, notify_done: false }
+    }
 
     /// The request is over (its context is gone); only for requests whose step set `notify_done`.
     fn on_done(&self) {}
@@ -273,12 +298,27 @@ impl Parked {
 
 thread_local! {
     static RESUME_ERRORS: HostErrorLog = const { HostErrorLog::new() };
+    static CALL_ERRORS: HostErrorLog = const { HostErrorLog::new() };
+}
+
+/// A request waiting for a gRPC answer.
+struct Waiting {
+    context_id: u32,
+    request: Rc<RequestState>,
+    stage: usize,
+    carry: Vec<(String, String)>,
+    /// When the call left, and its timeout: Envoy reports a call that timed out as UNAVAILABLE
+    /// (checked on 1.40), so a failure at or after the timeout is told to the stage as
+    /// DEADLINE_EXCEEDED.
+    deadline: Duration,
 }
 
 /// What a worker's HTTP contexts share with its root context.
 struct Chain {
     stages: Vec<Box<dyn Stage>>,
     parked: RefCell<Timers<Parked>>,
+    /// Requests waiting for a gRPC answer: token → (context id, request, stage index, carried headers).
+    calls: RefCell<HashMap<u32, Waiting>>,
     /// The tick period last asked of Envoy.
     period: Cell<Duration>,
 }
@@ -297,43 +337,106 @@ impl Chain {
         }
     }
 
-    /// Runs the stages from `request.next` on for the current context. `Continue` when they all let the
-    /// request through; `Pause` when one answered or parked it.
-    fn run(&self, context_id: u32, request: &Rc<RequestState>) -> Action {
+    /// Runs the stages from `request.next` on for the current context (`ctx` dispatches gRPC calls
+    /// so their answers come back to it). `Continue` when they all let the request through; `Pause`
+    /// when one answered, parked it, or is waiting for a call.
+    fn run(&self, ctx: &dyn Context, context_id: u32, request: &Rc<RequestState>) -> Action {
         while let Some(stage) = self.stages.get(request.next.get()) {
             let index = request.next.get();
             request.next.set(index + 1);
             let step = stage.on_request_headers(&request.view);
-            if step.notify_done {
-                request.notify.borrow_mut().push(index);
-            }
-            match step.action {
-                Decided::Continue => request.response_headers.borrow_mut().push(step.response_headers),
-                Decided::Respond(reply) => {
-                    request.next.set(usize::MAX);
-                    wasm::send_reply(&reply);
-                    return Action::Pause;
-                }
-                Decided::Pause { delay, then } => {
-                    if then.is_none() {
-                        request.response_headers.borrow_mut().push(step.response_headers);
-                    } else {
-                        request.next.set(usize::MAX);
-                    }
-                    let deadline = request.view.now() + delay;
-                    let id =
-                        self.parked.borrow_mut().push(deadline, Parked { context_id, then, request: request.clone() });
-                    request.parked.set(Some(id));
-                    self.retick();
-                    return Action::Pause;
-                }
+            if let Some(action) = self.apply(ctx, context_id, request, index, step) {
+                return action;
             }
         }
         Action::Continue
     }
 
+    /// Applies one stage's step; `Some` when the chain stops here for now.
+    fn apply(
+        &self,
+        ctx: &dyn Context,
+        context_id: u32,
+        request: &Rc<RequestState>,
+        index: usize,
+        step: Step,
+    ) -> Option<Action> {
+        if step.notify_done {
+            request.notify.borrow_mut().push(index);
+        }
+        match step.action {
+            Decided::Continue => {
+                request.response_headers.borrow_mut().push(step.response_headers);
+                None
+            }
+            Decided::Respond(reply) => {
+                request.next.set(usize::MAX);
+                wasm::send_reply(&reply);
+                Some(Action::Pause)
+            }
+            Decided::Pause { delay, then } => {
+                if then.is_none() {
+                    request.response_headers.borrow_mut().push(step.response_headers);
+                } else {
+                    request.next.set(usize::MAX);
+                }
+                let deadline = request.view.now() + delay;
+                let id = self.parked.borrow_mut().push(deadline, Parked { context_id, then, request: request.clone() });
+                request.parked.set(Some(id));
+                self.retick();
+                Some(Action::Pause)
+            }
+            Decided::Call(call) => match dispatch(ctx, &call) {
+                Ok(token) => {
+                    request.calling.set(Some(token));
+                    let deadline = ProxyClock.now() + call.timeout;
+                    let waiting =
+                        Waiting { context_id, request: request.clone(), stage: index, carry: call.carry, deadline };
+                    self.calls.borrow_mut().insert(token, waiting);
+                    Some(Action::Pause)
+                }
+                Err(status) => {
+                    CALL_ERRORS
+                        .with(|l| l.report(&format!("call {} on cluster {}", call.service, call.cluster), status));
+                    let stage = self.stages.get(index)?;
+                    let step = stage.on_call_response(&request.view, CallOutcome::Failed(GRPC_UNAVAILABLE), call.carry);
+                    self.apply(ctx, context_id, request, index, step)
+                }
+            },
+        }
+    }
+
+    /// A gRPC answer (or failure) for `token`: the waiting stage decides, then the chain goes on. For
+    /// the current context, which the SDK made the request's own.
+    fn on_call_response(&self, ctx: &dyn Context, token: u32, status: u32, size: usize) {
+        let Some(Waiting { context_id, request, stage: index, carry, deadline }) =
+            self.calls.borrow_mut().remove(&token)
+        else {
+            return;
+        };
+        request.calling.set(None);
+        let outcome = if status == 0 {
+            CallOutcome::Ok(ffi::get_buffer(ffi::BUFFER_GRPC_RECEIVE, 0, size).unwrap_or_default())
+        } else if ProxyClock.now() >= deadline {
+            CallOutcome::Failed(GRPC_DEADLINE_EXCEEDED)
+        } else {
+            CallOutcome::Failed(status)
+        };
+        let Some(stage) = self.stages.get(index) else { return };
+        let step = stage.on_call_response(&request.view, outcome, carry);
+        let action = match self.apply(ctx, context_id, &request, index, step) {
+            Some(action) => action,
+            None => self.run(ctx, context_id, &request),
+        };
+        if matches!(action, Action::Continue) {
+            if let Err(status) = ffi::continue_request() {
+                RESUME_ERRORS.with(|l| l.report("resume a request after its call", status));
+            }
+        }
+    }
+
     /// Resumes (or answers) every parked request whose deadline has passed.
-    fn wake_due(&self, now: Duration) {
+    fn wake_due(&self, ctx: &dyn Context, now: Duration) {
         let due = self.parked.borrow_mut().pop_due(now);
         for parked in due {
             parked.request.parked.set(None);
@@ -346,7 +449,7 @@ impl Chain {
                 Some(reply) => wasm::send_reply(reply),
                 None => {
                     parked.request.view.forget();
-                    if matches!(self.run(parked.context_id, &parked.request), Action::Continue) {
+                    if matches!(self.run(ctx, parked.context_id, &parked.request), Action::Continue) {
                         if let Err(status) = ffi::continue_request() {
                             RESUME_ERRORS.with(|l| l.report("resume a delayed request", status));
                         }
@@ -383,6 +486,13 @@ impl ChainRoot {
 }
 
 impl Context for ChainRoot {
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        // A call dispatched while the root ran the chain (a request resumed after a delay).
+        if let Some(chain) = self.chain.clone() {
+            chain.on_call_response(&*self, token, status, size);
+        }
+    }
+
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _: usize) {
         let Some(index) = self.calls.remove(&token) else { return };
         if let Some(stage) = self.chain.as_ref().and_then(|c| c.stages.get(index)) {
@@ -409,7 +519,12 @@ impl RootContext for ChainRoot {
             let names: Vec<&str> = stages.iter().map(|s| s.filter()).collect();
             log::info!(target: self.name, "configured chain: {}", names.join(" → "));
         }
-        let chain = Rc::new(Chain { stages, parked: RefCell::default(), period: Cell::new(Duration::ZERO) });
+        let chain = Rc::new(Chain {
+            stages,
+            parked: RefCell::default(),
+            calls: RefCell::default(),
+            period: Cell::new(Duration::ZERO),
+        });
         chain.retick();
         self.calls.clear();
         self.next_stage_tick = Duration::ZERO;
@@ -421,7 +536,7 @@ impl RootContext for ChainRoot {
         let Some(chain) = self.chain.clone() else { return };
         let now = ProxyClock.now();
         if !chain.parked.borrow().is_empty() {
-            chain.wake_due(now);
+            chain.wake_due(&*self, now);
         }
         if now >= self.next_stage_tick {
             self.tick_stages(&chain);
@@ -434,7 +549,12 @@ impl RootContext for ChainRoot {
         // Envoy creates no request contexts for a plugin whose configuration was refused; should it
         // ever, an empty chain lets the request through rather than the SDK panicking on `None`.
         let chain = self.chain.clone().unwrap_or_else(|| {
-            Rc::new(Chain { stages: Vec::new(), parked: RefCell::default(), period: Cell::new(Duration::ZERO) })
+            Rc::new(Chain {
+                stages: Vec::new(),
+                parked: RefCell::default(),
+                calls: RefCell::default(),
+                period: Cell::new(Duration::ZERO),
+            })
         });
         Some(Box::new(ChainHttp { id: context_id, chain, request: Rc::new(RequestState::default()) }))
     }
@@ -451,6 +571,8 @@ struct RequestState {
     next: Cell<usize>,
     /// Where the request waits while a stage delays it.
     parked: Cell<Option<TimerId>>,
+    /// The gRPC call the request waits for.
+    calling: Cell<Option<u32>>,
     /// Response headers per stage that let the request through, in chain order.
     response_headers: RefCell<Vec<Vec<(String, String)>>>,
     /// Stages to tell when the request ends.
@@ -467,7 +589,10 @@ struct ChainHttp {
 impl ChainHttp {
     fn hold_while_parked(&self) -> Action {
         // A stage that answered (`next` = MAX) also keeps the rest of the stream from going upstream.
-        if self.request.parked.get().is_some() || self.request.next.get() == usize::MAX {
+        if self.request.parked.get().is_some()
+            || self.request.calling.get().is_some()
+            || self.request.next.get() == usize::MAX
+        {
             Action::Pause
         } else {
             Action::Continue
@@ -475,11 +600,17 @@ impl ChainHttp {
     }
 }
 
-impl Context for ChainHttp {}
+impl Context for ChainHttp {
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        let chain = self.chain.clone();
+        chain.on_call_response(&*self, token, status, size);
+    }
+}
 
 impl HttpContext for ChainHttp {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        self.chain.run(self.id, &self.request)
+        let chain = self.chain.clone();
+        chain.run(&*self, self.id, &self.request)
     }
 
     fn on_http_request_body(&mut self, _: usize, _: bool) -> Action {
@@ -503,6 +634,10 @@ impl HttpContext for ChainHttp {
 impl Drop for ChainHttp {
     fn drop(&mut self) {
         Parked::cancel(&self.chain, &self.request);
+        // A call still in flight: Envoy cancels it with the stream; forget the request.
+        if let Some(token) = self.request.calling.take() {
+            self.chain.calls.borrow_mut().remove(&token);
+        }
         for index in self.request.notify.borrow().iter() {
             if let Some(stage) = self.chain.stages.get(*index) {
                 stage.on_done();
