@@ -9,6 +9,8 @@ mod canary;
 mod chain;
 #[path = "fault.rs"]
 mod fault;
+#[path = "global_rate_limit.rs"]
+mod global_rate_limit;
 #[path = "hostile.rs"]
 mod hostile;
 #[path = "jwt_authz.rs"]

@@ -10,6 +10,7 @@
 mod common;
 mod configs;
 mod filters;
+mod rls;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};

@@ -65,7 +65,43 @@ fn invalid_configs_name_the_field() {
             "invalid value",
         ),
         (r#"{"rules":[{"name":"a","limits":[]}]}"#, "/rules/0/limits", "1 to 8"),
-        (r#"{"rules":[{"name":"a"}]}"#, "/rules/0", "missing field `limits`"),
+        (r#"{"rules":[{"name":"a"}]}"#, "/rules/0/limits", "or `global`"),
+        (
+            r#"{"rules":[{"name":"a","global":{"descriptors":[{"key":"u","header":"x"}]}}]}"#,
+            "/rules/0/global",
+            "needs `rateLimitService`",
+        ),
+        (
+            r#"{"rateLimitService":{"cluster":"rls","domain":"d"},"rules":[{"name":"a","global":{"descriptors":[]}}]}"#,
+            "/rules/0/global/descriptors",
+            "1 to 16",
+        ),
+        (
+            r#"{"rateLimitService":{"cluster":"rls","domain":"d"},"rules":[{"name":"a","global":{"descriptors":[{"key":"u","header":"x","value":"v"}]}}]}"#,
+            "/rules/0/global/descriptors/0",
+            "exactly one of",
+        ),
+        (
+            r#"{"rateLimitService":{"cluster":"rls","domain":"d"},"rules":[{"name":"a","global":{"descriptors":[{"key":"u","clientIp":{"ipv6PrefixLength":0}}]}}]}"#,
+            "/rules/0/global/descriptors/0",
+            "ipv6PrefixLength",
+        ),
+        (
+            r#"{"rateLimitService":{"cluster":"rls","domain":"d","timeout":"0s"}}"#,
+            "/rateLimitService/timeout",
+            "longer than 0",
+        ),
+        (r#"{"rateLimitService":{"cluster":"","domain":"d"}}"#, "/rateLimitService/cluster", "printable ASCII"),
+        (
+            r#"{"rateLimitService":{"cluster":"rls","domain":"d","statusOnError":99}}"#,
+            "/rateLimitService/statusOnError",
+            "out of range",
+        ),
+        (
+            r#"{"rateLimitService":{"cluster":"rls","domain":"d","onError":"maybe"}}"#,
+            "/rateLimitService/onError",
+            "unknown variant",
+        ),
         (r#"{"rules":[{"limits":[{"requests":1,"per":"1s"}]}]}"#, "/rules/0", "missing field `name`"),
         (
             r#"{"rules":[{"name":"a b","limits":[{"requests":1,"per":"1s"}]}]}"#,

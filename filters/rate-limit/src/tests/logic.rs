@@ -2,6 +2,7 @@
 
 use super::*;
 use meshplug_common::host::SeededRandom;
+use meshplug_common::reply::{CallOutcome, GrpcCall};
 use meshplug_common::testing::{MemorySharedData, RecordingMetrics, TestRequest};
 
 const T0: Duration = Duration::from_secs(1_800_000_000);
@@ -258,4 +259,116 @@ fn a_clock_step_back_refuses_for_at_most_one_interval_and_forward_admits_only_th
     // The clock steps forward a day: the bucket is full, never more than full.
     h.now += Duration::from_secs(86_400);
     assert_eq!((0..30).filter(|_| allowed(&h.run(&rl, &get()))).count(), 10);
+}
+
+// ---- global rules ----
+
+const GLOBAL: &str = r#"{"rateLimitService":{"cluster":"rls","domain":"shop","timeout":"250ms"},
+  "rules":[{"name":"g","key":{"header":"x-user"},"limits":[{"requests":10,"per":"60s"}],
+            "global":{"descriptors":[{"key":"user","header":"x-user"},{"key":"tier","value":"gold"}],"hitsAddend":2}}]}"#;
+
+fn response(code: u64, remaining: u64, reset: u64) -> Vec<u8> {
+    use meshplug_common::proto::Writer;
+    let mut limit = Writer::default();
+    limit.uint(1, 5).uint(2, 3);
+    let mut dur = Writer::default();
+    dur.uint(1, reset);
+    let mut status = Writer::default();
+    status.uint(1, code).message(2, &limit.bytes).uint(3, remaining).message(4, &dur.bytes);
+    let mut header = Writer::default();
+    header.bytes(1, b"x-ratelimit-by").bytes(2, b"rls");
+    let mut r = Writer::default();
+    r.uint(1, code).message(2, &status.bytes).message(3, &header.bytes);
+    r.bytes
+}
+
+fn call(v: &Verdict) -> &GrpcCall {
+    match &v.action {
+        Action::Call(c) => c,
+        other => panic!("no call: {other:?}"),
+    }
+}
+
+#[test]
+fn a_global_rule_asks_the_service_after_the_local_limits() {
+    let h = Host::new();
+    let rl = limiter(GLOBAL, &h);
+    let req = get().with("x-user", "alice");
+    let v = h.run(&rl, &req);
+    let c = call(&v);
+    assert_eq!((c.cluster.as_str(), c.service.as_str(), c.method.as_str()), ("rls", global::SERVICE, global::METHOD));
+    assert_eq!(c.timeout, Duration::from_millis(250));
+    assert_eq!(header(&c.carry, "ratelimit-remaining"), Some("9"), "the local quota travels with the call");
+    assert_eq!(
+        c.message,
+        global::encode_request(
+            "shop",
+            &[global::Descriptor {
+                entries: vec![("user".into(), "alice".into()), ("tier".into(), "gold".into())],
+                hits_addend: Some(2)
+            }]
+        )
+    );
+    // Over the local limit: refused without asking.
+    for _ in 0..9 {
+        h.run(&rl, &req);
+    }
+    assert!(matches!(h.run(&rl, &req).action, Action::Respond(_)), "11th request: local refusal, no call");
+}
+
+#[test]
+fn the_services_answer_decides() {
+    let h = Host::new();
+    let rl = limiter(GLOBAL, &h);
+    let req = get().with("x-user", "alice");
+    let carry = call(&h.run(&rl, &req)).carry.clone();
+    let env = Env { shared: &h.shared, metrics: &h.metrics, now: h.now };
+    let ok = rl.on_global_response(&req, &env, CallOutcome::Ok(response(1, 4, 30)), carry.clone());
+    assert!(allowed(&ok));
+    assert_eq!(
+        header(&ok.response_headers, "ratelimit-remaining"),
+        Some("4"),
+        "the service's quota is tighter (4 < 9)"
+    );
+    assert_eq!(header(&ok.response_headers, "x-ratelimit-by"), Some("rls"));
+    let over = rl.on_global_response(&req, &env, CallOutcome::Ok(response(2, 0, 30)), carry.clone());
+    let r = reply(&over);
+    assert_eq!(r.status, 429);
+    assert_eq!(header(&r.headers, "retry-after"), Some("30"));
+    assert_eq!(header(&r.headers, "ratelimit-limit"), Some("5"));
+    assert_eq!(h.count(0, Metric::GlobalLimited), 1);
+    assert_eq!(h.count(0, Metric::GlobalAllowed), 1);
+}
+
+#[test]
+fn service_failures_follow_on_error_and_are_counted() {
+    let h = Host::new();
+    let rl = limiter(GLOBAL, &h);
+    let req = get().with("x-user", "alice");
+    let env = Env { shared: &h.shared, metrics: &h.metrics, now: h.now };
+    let timeout = rl.on_global_response(&req, &env, CallOutcome::Failed(4), vec![]);
+    assert_eq!(reply(&timeout).status, 500);
+    assert_eq!(h.count(0, Metric::GlobalTimeout), 1);
+    let down = rl.on_global_response(&req, &env, CallOutcome::Failed(14), vec![]);
+    assert_eq!(reply(&down).status, 500);
+    assert_eq!(h.count(0, Metric::GlobalUnavailable), 1);
+    let garbage = rl.on_global_response(&req, &env, CallOutcome::Ok(vec![0xff; 7]), vec![]);
+    assert_eq!(reply(&garbage).status, 500);
+    // A well-formed answer with the wrong number of statuses is garbage too.
+    let mut two = response(1, 1, 1);
+    two.extend(response(1, 1, 1));
+    let _ = rl.on_global_response(&req, &env, CallOutcome::Ok(two), vec![]);
+    assert_eq!(h.count(0, Metric::GlobalBadResponse), 2);
+
+    let allow = limiter(&GLOBAL.replace(r#""timeout":"250ms""#, r#""timeout":"250ms","onError":"allow""#), &h);
+    assert!(allowed(&allow.on_global_response(&req, &env, CallOutcome::Failed(14), vec![])));
+    let shadow = limiter(&GLOBAL.replace(r#""name":"g","#, r#""name":"g","shadow":true,"#), &h);
+    assert!(
+        allowed(&shadow.on_global_response(&req, &env, CallOutcome::Ok(response(2, 0, 9)), vec![])),
+        "shadow: counted, let through"
+    );
+    assert!(
+        allowed(&shadow.on_global_response(&req, &env, CallOutcome::Failed(14), vec![])),
+        "a shadow rule never refuses"
+    );
 }
