@@ -8,6 +8,7 @@ pub mod composition;
 pub mod echo;
 pub mod envoy;
 pub mod filters;
+pub mod global;
 pub mod hostile;
 pub mod istio;
 pub mod local;

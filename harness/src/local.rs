@@ -18,6 +18,8 @@ pub struct Lab {
     pub binary: EnvoyBinary,
     /// The bootstrap Envoy was started with.
     pub config: Value,
+    /// The rate limit service (meshplug-rls on a local Redis) a chain with global rules gets.
+    pub rate_limit_service: Option<(meshplug_rls::Running, crate::redis::RedisServer)>,
 }
 
 /// What to run.
@@ -208,8 +210,32 @@ impl LabBuilder {
     }
 
     /// Starts the upstreams, then Envoy; returns when Envoy is ready.
-    pub fn start(self) -> anyhow::Result<Lab> {
+    pub fn start(mut self) -> anyhow::Result<Lab> {
         let binary = find_envoy(self.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
+        // Global rules whose service cluster the caller did not provide: run meshplug-rls on a local
+        // Redis with the configuration `render` would generate, under that cluster name.
+        let mut rate_limit_service = None;
+        for (name, config) in &self.filters {
+            if name != "rate-limit" {
+                continue;
+            }
+            let Some(need) = crate::global::service_need(config)? else { continue };
+            if self.extra_clusters.iter().any(|(c, _, _)| *c == need.cluster) {
+                continue;
+            }
+            let redis = crate::redis::RedisServer::start()?;
+            let domains =
+                meshplug_rls::parse_config(&serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?)?;
+            let rls = meshplug_rls::start(
+                domains,
+                &redis.url(),
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                "meshplug-up:",
+            )?;
+            self.extra_clusters.push((need.cluster.clone(), rls.addr.port(), true));
+            rate_limit_service = Some((rls, redis));
+            break;
+        }
         let upstreams =
             self.upstreams.iter().map(|u| EchoServer::start(&u.name, 0)).collect::<anyhow::Result<Vec<_>>>()?;
         let ports = upstreams.iter().map(|e| (e.name.clone(), e.addr.port())).collect();
@@ -217,7 +243,7 @@ impl LabBuilder {
         let mut opts = EnvoyOptions::new(binary.clone());
         opts.concurrency = self.concurrency;
         let envoy = RunningEnvoy::start(&config, &opts)?;
-        Ok(Lab { envoy, upstreams, binary, config })
+        Ok(Lab { envoy, upstreams, binary, config, rate_limit_service })
     }
 }
 

@@ -62,7 +62,7 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
         // The mesh resources `render` adds for a remote JWKS.
         ("ServiceEntry", Some("networking.istio.io/v1")) => SERVICEENTRY_SCHEMA,
         ("DestinationRule", Some("networking.istio.io/v1")) => DESTINATIONRULE_SCHEMA,
-        ("Kustomization", _) => return errors,
+        ("Kustomization", _) | ("ConfigMap", Some("v1")) => return errors,
         _ => {
             return vec![err(
                 "/kind",

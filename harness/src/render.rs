@@ -287,6 +287,58 @@ fn envoy_filter(c: &Composition, w: &Workload, p: &Placed, ef_priority: i64) -> 
     json!({ "apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter", "metadata": metadata(w, p.filter), "spec": spec })
 }
 
+/// What a workload's global rate limits need: the rate limit service's configuration generated from the
+/// rules' `global.limit` — envoyproxy/ratelimit's format (`config.yaml`) and Limitador's
+/// (`limitador-limits.yaml`) — in a ConfigMap `meshplug-ratelimit-<workload>` to mount into the
+/// service; and, for a service outside the cluster, the ServiceEntry that makes Istio create its
+/// `outbound|<port>||<host>` cluster (gRPC). A cluster name Istio never creates is refused.
+pub fn rate_limit_service_resources(w: &Workload) -> anyhow::Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for (f, entry) in w.filters.iter().enumerate() {
+        if entry.name != "rate-limit" {
+            continue;
+        }
+        let Some(need) = crate::global::service_need(&entry.plugin_config)? else { continue };
+        let at = format!("/workloads/{}/filters/{f}/pluginConfig/rateLimitService/cluster", w.name);
+        let (port, host) = istio_cluster(&need.cluster).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{at}: {:?} is not a cluster Istio creates; in a mesh, name the rate limit service \
+                 `outbound|<port>||<host>` (e.g. outbound|8081||ratelimit.ratelimit.svc.cluster.local)",
+                need.cluster
+            )
+        })?;
+        let labels = json!({ "app.kubernetes.io/managed-by": "meshplug", "meshplug.dev/workload": w.name });
+        let config = serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?;
+        let limitador = serde_yaml_ng::to_string(&crate::global::limitador_limits(&need))?;
+        let map = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": format!("meshplug-ratelimit-{}", w.name), "namespace": w.namespace, "labels": labels },
+            "data": { "config.yaml": config, "limitador-limits.yaml": limitador }
+        });
+        let mut docs = vec![map];
+        if !(host.ends_with(".svc.cluster.local") || host.ends_with(".svc")) {
+            docs.push(json!({
+                "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                "metadata": { "name": format!("meshplug-rls-{}", host.replace('.', "-")), "namespace": w.namespace, "labels": labels },
+                "spec": { "hosts": [host], "location": "MESH_EXTERNAL", "resolution": "DNS", "exportTo": ["."],
+                          "ports": [{ "number": port, "name": format!("grpc-{port}"), "protocol": "GRPC" }] }
+            }));
+        }
+        out.push(("ratelimit-service.yaml".to_string(), json!(docs)));
+    }
+    Ok(out)
+}
+
+/// `outbound|<port>||<host>` → (port, host).
+fn istio_cluster(cluster: &str) -> Option<(u16, String)> {
+    match cluster.split('|').collect::<Vec<_>>().as_slice() {
+        ["outbound", port, "", host] if !host.is_empty() => {
+            port.parse::<u16>().ok().filter(|p| *p > 0).map(|p| (p, host.to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// The mesh resources a workload's filters need to reach a cluster outside the mesh: for each
 /// jwt-authz `remoteJwks.cluster` named `outbound|<port>||<host>` with a host outside the cluster
 /// (`*.svc.cluster.local` and `*.svc` are in the mesh already), a ServiceEntry that creates the cluster
@@ -380,7 +432,7 @@ pub fn render(c: &Composition, envoyfilter: bool) -> anyhow::Result<Rendered> {
             out.insert(format!("{}/{file}", w.name), yaml(&[doc])?);
             resources.push(file);
         }
-        for (file, docs) in mesh_resources(w)? {
+        for (file, docs) in mesh_resources(w)?.into_iter().chain(rate_limit_service_resources(w)?) {
             let docs = docs.as_array().cloned().unwrap_or_default();
             out.insert(format!("{}/{file}", w.name), yaml(&docs)?);
             resources.push(file);

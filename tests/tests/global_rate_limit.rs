@@ -260,3 +260,36 @@ fn a_shadow_global_rule_counts_but_lets_through() {
         "per-user.global_shadow_limited"
     ) == 3));
 }
+
+/// `meshplug up` for a composition with global rules starts Redis and meshplug-rls with the limits the
+/// rules declare, under the cluster name the filter calls; `render` writes the same configuration.
+#[test]
+fn the_example_composition_runs_with_its_service_and_renders_its_config() {
+    let root = meshplug_harness::filters::workspace_root();
+    let c = meshplug_harness::composition::Composition::load(&root.join("examples/global-rate-limit/composition.yaml"))
+        .unwrap();
+    assert_eq!(c.validate(), vec![]);
+    let mut builder =
+        meshplug_harness::local::LabBuilder::from_composition(&c, None).unwrap().bundled(meshplug_tests::bundled());
+    builder.port = 0;
+    builder.admin_port = 0;
+    let lab = builder.start().unwrap();
+    assert!(lab.rate_limit_service.is_some(), "up started the service");
+    let client = lab.envoy.client().unwrap();
+    let free = || Req::get("/").header("x-user", "erin").header("x-plan", "free");
+    assert_eq!(statuses(&client, 5, free), (3, 2), "the free tier's 3 an hour");
+    assert_eq!(
+        statuses(&client, 2, || Req::get("/").header("x-user", "erin")),
+        (2, 0),
+        "other plans are not limited by it"
+    );
+    let rendered = meshplug_harness::render::render(&c, false).unwrap();
+    let text = &rendered["api/ratelimit-service.yaml"];
+    assert!(text.contains("kind: ConfigMap") && text.contains("requests_per_unit: 3"), "{text}");
+    for (path, text) in &rendered {
+        for doc in text.split("\n---\n") {
+            let doc: serde_json::Value = serde_yaml_ng::from_str(doc).unwrap();
+            assert_eq!(meshplug_harness::manifests::check_document(path, &doc), vec![], "{path}");
+        }
+    }
+}

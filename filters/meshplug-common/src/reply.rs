@@ -32,6 +32,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcCall {
     pub cluster: String,
+    /// The `:authority` of the call (Envoy's default is the cluster name, which an Istio cluster name
+    /// such as `outbound|8081||host` makes invalid for most gRPC servers).
+    pub authority: String,
     /// Fully qualified service name, e.g. `envoy.service.ratelimit.v3.RateLimitService`.
     pub service: String,
     pub method: String,

@@ -49,6 +49,10 @@ pub struct ServiceConfig {
     pub cluster: String,
     /// The `domain` of every request (the service's config namespace).
     pub domain: String,
+    /// The calls' `:authority`. Default: the host of an Istio cluster name (`outbound|<port>||<host>`),
+    /// else the cluster name.
+    #[serde(default)]
+    pub authority: Option<String>,
     /// How long a request waits for the answer (Envoy enforces it).
     #[serde(default = "default_service_timeout")]
     pub timeout: ConfigDuration,
@@ -67,6 +71,19 @@ pub const DEFAULT_STATUS_ON_ERROR: u16 = 500;
 pub const MAX_CLUSTER_NAME: usize = 120;
 pub const MAX_DESCRIPTOR_ENTRIES: usize = 16;
 
+impl ServiceConfig {
+    /// The `:authority` of the calls (see [`ServiceConfig::authority`]).
+    pub fn authority(&self) -> String {
+        if let Some(a) = &self.authority {
+            return a.clone();
+        }
+        match self.cluster.split('|').collect::<Vec<_>>().as_slice() {
+            ["outbound", _, _, host] if !host.is_empty() => host.to_string(),
+            _ => self.cluster.clone(),
+        }
+    }
+}
+
 fn default_service_timeout() -> ConfigDuration {
     ConfigDuration(DEFAULT_SERVICE_TIMEOUT)
 }
@@ -84,6 +101,42 @@ pub struct GlobalRule {
     /// Hits this request counts for (default 1).
     #[serde(default)]
     pub hits_addend: Option<u32>,
+    /// The limit the service is to enforce for this descriptor. The filter does not read it: the
+    /// service enforces its own configuration, which `meshplug render` writes from these (as
+    /// envoyproxy/ratelimit and Limitador configs) and `meshplug up` runs.
+    #[serde(default)]
+    pub limit: Option<GlobalLimit>,
+}
+
+/// `requests_per_unit` per `unit`: the service counts in fixed windows of one unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct GlobalLimit {
+    pub requests: u32,
+    pub unit: WindowUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum WindowUnit {
+    Second,
+    Minute,
+    Hour,
+    Day,
+}
+
+impl WindowUnit {
+    /// The unit as envoyproxy/ratelimit writes it, and its length in seconds.
+    pub fn name_and_seconds(self) -> (&'static str, u64) {
+        match self {
+            WindowUnit::Second => ("second", 1),
+            WindowUnit::Minute => ("minute", 60),
+            WindowUnit::Hour => ("hour", 3600),
+            WindowUnit::Day => ("day", 86400),
+        }
+    }
 }
 
 /// One entry of a descriptor: `{key, value}` (a constant) or `{key, header|clientIp|path|claim}`.
@@ -351,6 +404,16 @@ impl RateLimitConfig {
                     format!("must be 1 to {MAX_CLUSTER_NAME} printable ASCII characters"),
                 ));
             }
+            if svc
+                .authority
+                .as_ref()
+                .is_some_and(|a| a.is_empty() || a.len() > MAX_CLUSTER_NAME || !a.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(ConfigError::new(
+                    child(sp, "authority"),
+                    format!("must be 1 to {MAX_CLUSTER_NAME} printable ASCII characters"),
+                ));
+            }
             if svc.domain.is_empty() {
                 return Err(ConfigError::new(child(sp, "domain"), "must not be empty"));
             }
@@ -397,6 +460,9 @@ impl RateLimitConfig {
                 }
                 if global.hits_addend == Some(0) {
                     return Err(ConfigError::new(child(&gp, "hitsAddend"), "must be at least 1"));
+                }
+                if global.limit.as_ref().is_some_and(|l| l.requests == 0) {
+                    return Err(ConfigError::new(child(&child(&gp, "limit"), "requests"), "must be at least 1"));
                 }
             }
             for (j, limit) in rule.limits.iter().enumerate() {

@@ -355,6 +355,7 @@ impl RateLimit {
                 );
                 let call = GrpcCall {
                     cluster: svc.cluster.clone(),
+                    authority: svc.authority(),
                     service: global::SERVICE.into(),
                     method: global::METHOD.into(),
                     message,
