@@ -6,7 +6,7 @@
 //! each round and each figure is the median over the rounds. Absolute numbers drift between runs and
 //! machines; compare the ratios within one run.
 
-use crate::bootstrap::{Setup, WasmFilter};
+use crate::bootstrap::{Cluster, Setup, WasmFilter};
 use crate::envoy::EnvoyBinary;
 use crate::filters::module_path;
 use crate::run::{EnvoyOptions, RunningEnvoy};
@@ -80,7 +80,8 @@ pub fn bare() -> BenchCase {
 }
 
 /// The suites `meshplug bench` knows; `all` is every case of the others, each once, in one run.
-pub const SUITES: [&str; 8] = ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls"];
+pub const SUITES: [&str; 9] =
+    ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls", "global"];
 
 /// The cases of a suite by name (see [`SUITES`]).
 pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
@@ -94,6 +95,8 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         "steps" => vec![step_cases(&Tokens::mint())?],
         // Not in `all`: what each kind of host call costs (the no-op module repeating it 10 times).
         "hostcalls" => vec![hostcall_cases()],
+        // Not in `all`: needs Redis, meshplug-rls and an upstream, started here (see [`stop_services`]).
+        "global" => return global_cases(),
         "all" => {
             let tokens = Tokens::mint();
             vec![rate_limit_cases()?, jwt_cases(&tokens)?, canary_cases()?, fault_cases()?, chain_cases(&tokens)?]
@@ -106,6 +109,82 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         if !cases.iter().any(|c| c.name == case.name) {
             cases.push(case);
         }
+    }
+    Ok(cases)
+}
+
+/// Servers a suite runs beside Envoy (the rate limit service, Redis, an upstream), kept until
+/// [`stop_services`].
+static SERVICES: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> = std::sync::Mutex::new(Vec::new());
+
+/// Stops the servers a suite started.
+pub fn stop_services() {
+    if let Ok(mut s) = SERVICES.lock() {
+        s.clear();
+    }
+}
+
+/// A global rule (rate-limit.wasm asking meshplug-rls) against Envoy's native `ratelimit` filter
+/// asking the same service with the same descriptor (`user` = the `x-user` header), both in front of
+/// the same echo upstream, the limit far above the load (every request is counted and allowed); with
+/// the same Envoy and upstream without a filter as the baseline.
+fn global_cases() -> anyhow::Result<Vec<BenchCase>> {
+    let redis = crate::redis::RedisServer::start()?;
+    let config =
+        "domain: bench\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 1000000000}\n";
+    let rls =
+        meshplug_rls::start(meshplug_rls::parse_config(config)?, &redis.url(), ([127, 0, 0, 1], 0).into(), "bench:")?;
+    let echo = crate::echo::EchoServer::start("echo", 0)?;
+    let clusters = vec![
+        Cluster { name: "echo".into(), port: echo.addr.port(), http2: false },
+        Cluster { name: "rls".into(), port: rls.addr.port(), http2: true },
+    ];
+    let route = |rate_limits: bool| {
+        let mut r = json!({ "match": { "prefix": "/" }, "route": { "cluster": "echo" } });
+        if rate_limits {
+            r["route"]["rate_limits"] =
+                json!([{ "actions": [{ "request_headers": { "header_name": "x-user", "descriptor_key": "user" } }] }]);
+        }
+        r
+    };
+    let setup = |filters: Vec<WasmFilter>, native: Vec<Value>, rate_limits: bool| Setup {
+        port: 0,
+        admin_port: 0,
+        filters,
+        clusters: clusters.clone(),
+        routes: vec![],
+        native_filters: native,
+        direct_response: None,
+        raw_routes: Some(vec![route(rate_limits)]),
+    };
+    let native = json!({
+        "name": "envoy.filters.http.ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+            "domain": "bench", "failure_mode_deny": true, "timeout": "100ms",
+            "rate_limit_service": { "grpc_service": { "envoy_grpc": { "cluster_name": "rls" } }, "transport_api_version": "V3" }
+        }
+    });
+    let wasm = WasmFilter::new(
+        "rate-limit",
+        module_path("rate-limit")?,
+        json!({
+            "rateLimitService": { "cluster": "rls", "domain": "bench", "timeout": "100ms" },
+            "rules": [{ "name": "user", "global": { "descriptors": [{ "key": "user", "header": "x-user" }] } }]
+        }),
+    );
+    let load = Load::Header("x-user".into(), "bench-user".into());
+    const UPSTREAM: &str = "Envoy → echo upstream, no filter";
+    const NATIVE: &str = "native ratelimit → meshplug-rls";
+    let cases = vec![
+        BenchCase { name: UPSTREAM.into(), baseline: None, setup: setup(vec![], vec![], false), load: load.clone() },
+        case(NATIVE, UPSTREAM, setup(vec![], vec![native], true), load.clone()),
+        case("rate_limit.wasm global rule → meshplug-rls", NATIVE, setup(vec![wasm], vec![], false), load),
+    ];
+    if let Ok(mut s) = SERVICES.lock() {
+        s.push(Box::new(rls));
+        s.push(Box::new(echo));
+        s.push(Box::new(redis));
     }
     Ok(cases)
 }

@@ -284,7 +284,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 duration: std::time::Duration::from_secs(seconds),
                 connections,
             };
-            let results = meshplug_harness::bench::run(&cases, &opts)?;
+            let results = meshplug_harness::bench::run(&cases, &opts);
+            meshplug_harness::bench::stop_services();
+            let results = results?;
             println!(
                 "\nmeshplug bench {suite}: Envoy {} ({}), --concurrency 1 pinned to CPU 0; wrk -t1 -c{connections} -d{seconds}s \
                  pinned to CPU 1; direct_response route; median of {rounds} interleaved rounds\n",
