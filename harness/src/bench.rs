@@ -161,7 +161,7 @@ fn global_cases() -> anyhow::Result<Vec<BenchCase>> {
         "name": "envoy.filters.http.ratelimit",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
-            "domain": "bench", "failure_mode_deny": true, "timeout": "100ms",
+            "domain": "bench", "failure_mode_deny": true, "timeout": "0.1s",
             "rate_limit_service": { "grpc_service": { "envoy_grpc": { "cluster_name": "rls" } }, "transport_api_version": "V3" }
         }
     });
