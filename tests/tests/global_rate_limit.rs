@@ -293,3 +293,25 @@ fn the_example_composition_runs_with_its_service_and_renders_its_config() {
         }
     }
 }
+
+/// Hostile bytes in a value a global descriptor reads: sent with the bad bytes escaped (protobuf
+/// strings are UTF-8), counted as their own key, and nothing traps the VM.
+#[test]
+fn hostile_values_in_global_descriptors_get_their_own_counter() {
+    let redis = RedisServer::start().unwrap();
+    let rls = service(&redis, GLOBAL_CONFIG, "hostile:");
+    let lab = lab(global_config(json!({}), json!({})), rls.addr.port());
+    let raw = |user: &[u8]| {
+        let mut req = b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\nx-user: ".to_vec();
+        req.extend_from_slice(user);
+        req.extend_from_slice(b"\r\n\r\n");
+        meshplug_harness::hostile::raw_status(lab.envoy.listener, &req)
+    };
+    let statuses: Vec<Option<u16>> = (0..7).map(|_| raw(b"\xe4\xb8\xff%")).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == Some(200)).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == Some(429)).count(), 2, "{statuses:?}");
+    assert_eq!(raw(b"\xe4\xb8\xfe%"), Some(200), "another byte, another counter");
+    let log = lab.envoy.log();
+    assert!(!log.contains("panicked") && !log.contains("Wasm VM failed"), "{log}");
+    assert_eq!(rls.calls(), 8);
+}
