@@ -219,7 +219,8 @@ impl LabBuilder {
             if name != "rate-limit" {
                 continue;
             }
-            let Some(need) = crate::global::service_need(config)? else { continue };
+            // An invalid config is Envoy's to refuse (the filter logs the field): no service for it.
+            let Ok(Some(need)) = crate::global::service_need(config) else { continue };
             if self.extra_clusters.iter().any(|(c, _, _)| *c == need.cluster) {
                 continue;
             }

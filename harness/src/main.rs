@@ -383,6 +383,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let w = c.workload(workload.as_deref())?;
             let mut lab = builder.start()?;
             println!("Envoy {} (found via {})", lab.binary.path.display(), lab.binary.source);
+            if let Some((rls, redis)) = &lab.rate_limit_service {
+                println!(
+                    "rate limit service: meshplug-rls on {} (Redis {}), for the global rules",
+                    rls.addr,
+                    redis.url()
+                );
+            }
             println!(
                 "workload {:?}: {}{}",
                 w.name,

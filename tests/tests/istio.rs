@@ -444,3 +444,24 @@ fn fail_reload_in_a_wasmplugin_reloads_the_vm() {
     assert!(lab.envoy.log().contains("trapping the VM"), "the fixture did trap");
     assert!(lab.envoy.stat("wasm.t.reloading.vm_reload_success") >= 1, "{:?}", lab.envoy.stats());
 }
+
+/// Global rate limits through the Istio path: the rendered WasmPlugin of examples/global-rate-limit,
+/// its rate limit service run under the Istio cluster name it calls (`outbound|8081||ratelimit…`).
+#[test]
+fn a_rendered_global_rate_limit_is_enforced_through_the_istio_path() {
+    let c =
+        meshplug_harness::composition::Composition::load(&root().join("examples/global-rate-limit/composition.yaml"))
+            .unwrap();
+    let dir = scratch("global");
+    meshplug_harness::render::write(&meshplug_harness::render::render(&c, false).unwrap(), &dir).unwrap();
+    let mut opts = IstioOptions::new(&dir.join("api"));
+    opts.mirror = true;
+    let lab = IstioLab::start(opts).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(lab.rate_limit_services.len(), 1);
+    assert_eq!(lab.rate_limit_services[0].0, "outbound|8081||ratelimit.ratelimit.svc.cluster.local");
+    let client = lab.envoy.client().unwrap();
+    let free = || Req::get("/").header("x-user", "frank").header("x-plan", "free");
+    let codes: Vec<u16> = (0..5).map(|_| status(&client, free())).collect();
+    assert_eq!(codes, [200, 200, 200, 429, 429], "the free tier's 3 an hour, counted by the service");
+    assert_eq!(lab.rate_limit_services[0].1.calls(), 5);
+}

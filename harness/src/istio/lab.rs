@@ -14,7 +14,9 @@
 //! - Upstreams: an echo server as the application (inbound), or one echo server per canary variant,
 //!   routed by the canary header (outbound / gateway). Each `remoteJwks` cluster named
 //!   `outbound|<port>||<host>` gets a local JWKS server with the demo key (`meshplug demo-token`), as the
-//!   ServiceEntry + DestinationRule `render` adds would provide in a mesh.
+//!   ServiceEntry + DestinationRule `render` adds would provide in a mesh. A rate-limit plugin with
+//!   global rules gets meshplug-rls on a local Redis under its `rateLimitService.cluster`, configured
+//!   from the rules' `global.limit` as `render`'s ConfigMap is.
 
 use super::agent::{self, Cache, Outcome};
 use super::istiod::{self, ListenerClass, WasmPlugin};
@@ -119,6 +121,9 @@ pub struct IstioLab {
     pub binary: EnvoyBinary,
     pub upstreams: Vec<EchoServer>,
     pub jwks: Vec<(String, StubServer)>,
+    /// For rate-limit plugins with global rules: meshplug-rls on a local Redis under the service's
+    /// cluster name, with the configuration `render` generates from the rules.
+    pub rate_limit_services: Vec<(String, meshplug_rls::Running, crate::redis::RedisServer)>,
     pub feed: Feed,
     /// The local registry of `mirror`.
     pub registry: Option<crate::registry::Registry>,
@@ -274,6 +279,27 @@ impl IstioLab {
             }
         }
 
+        // Global rate limits: the rate limit service the plugins' rules name, run locally.
+        let mut rate_limit_services = Vec::new();
+        for p in &m.plugins {
+            for c in filter_configs(p, "rate-limit") {
+                let Ok(Some(need)) = crate::global::service_need(c) else { continue };
+                if clusters.iter().any(|(name, _, _)| *name == need.cluster) {
+                    continue;
+                }
+                let redis = crate::redis::RedisServer::start()?;
+                let config = serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?;
+                let rls = meshplug_rls::start(
+                    meshplug_rls::parse_config(&config)?,
+                    &redis.url(),
+                    std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    "meshplug-istio:",
+                )?;
+                clusters.push((need.cluster.clone(), rls.addr.port(), true));
+                rate_limit_services.push((need.cluster, rls, redis));
+            }
+        }
+
         let n = LABS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let state = std::env::temp_dir().join(format!("meshplug-istio-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
@@ -283,11 +309,22 @@ impl IstioLab {
             json!({ "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] });
         let cluster_values: Vec<Value> = clusters
             .iter()
-            .map(|(name, port, _)| json!({
-                "name": name, "type": "STATIC", "connect_timeout": "1s",
-                "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address":
-                    { "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }] }
-            }))
+            .map(|(name, port, http2)| {
+                let mut c = json!({
+                    "name": name, "type": "STATIC", "connect_timeout": "1s",
+                    "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address":
+                        { "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }] }
+                });
+                if *http2 {
+                    c["typed_extension_protocol_options"] = json!({
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": { "http2_protocol_options": {} }
+                        }
+                    });
+                }
+                c
+            })
             .collect();
         let bootstrap = json!({
             "node": { "id": format!("sidecar~127.0.0.1~meshplug.{namespace}~{namespace}.svc.cluster.local"), "cluster": "meshplug" },
@@ -319,7 +356,7 @@ impl IstioLab {
         let mut envoy_opts = EnvoyOptions::new(binary.clone());
         envoy_opts.concurrency = opts.concurrency;
         let envoy = RunningEnvoy::start(&bootstrap, &envoy_opts)?;
-        Ok(Self { envoy, binary, upstreams, jwks, feed, registry, initial })
+        Ok(Self { envoy, binary, upstreams, jwks, rate_limit_services, feed, registry, initial })
     }
 
     /// Re-reads the manifests and sends what changed: an ECDS update per plugin whose spec changed (its
