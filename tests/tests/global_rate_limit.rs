@@ -315,3 +315,23 @@ fn hostile_values_in_global_descriptors_get_their_own_counter() {
     assert!(!log.contains("panicked") && !log.contains("Wasm VM failed"), "{log}");
     assert_eq!(rls.calls(), 8);
 }
+
+/// A global rule after a fault delay: the request is resumed by the worker's root context, which then
+/// makes the call; the chain acts on the answer on the request's own context (it sets it explicitly
+/// whichever context the SDK hands the answer to).
+#[test]
+fn a_global_rule_after_a_delay_answers_on_the_requests_context() {
+    let redis = RedisServer::start().unwrap();
+    let rls = service(&redis, GLOBAL_CONFIG, "delayed:");
+    let lab = meshplug_tests::builder()
+        .filter("fault", json!({"rules": [{"delay": {"fixedDelay": "30ms"}}]}))
+        .filter("rate-limit", global_config(json!({}), json!({})))
+        .grpc_cluster("rls", rls.addr.port())
+        .start()
+        .unwrap_or_else(|e| panic!("could not start Envoy: {e:#}"));
+    let c = lab.envoy.client().unwrap();
+    let (ok, limited) = statuses(&c, 7, || Req::get("/x").header("x-user", "gina"));
+    assert_eq!((ok, limited), (5, 2));
+    let r = c.send(Req::get("/x").header("x-user", "gina")).unwrap();
+    assert_eq!(r.header("ratelimit-limit"), Some("5"), "the refusal carries the service's quota");
+}

@@ -416,6 +416,12 @@ impl Chain {
             return;
         };
         request.calling.set(None);
+        // The answer may come to the root context (a call made while the root resumed the request
+        // after a delay): act on the request's own context. A request that went away: nothing to do.
+        if ffi::set_effective_context(context_id).is_err() {
+            request.view.forget();
+            return;
+        }
         let outcome = if status == 0 {
             CallOutcome::Ok(ffi::get_buffer(ffi::BUFFER_GRPC_RECEIVE, 0, size).unwrap_or_default())
         } else if ProxyClock.now() >= deadline {
