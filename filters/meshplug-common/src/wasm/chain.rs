@@ -308,8 +308,8 @@ struct Waiting {
     request: Rc<RequestState>,
     stage: usize,
     carry: Vec<(String, String)>,
-    /// When the call left, and its timeout: Envoy reports a call that timed out as UNAVAILABLE
-    /// (checked on 1.40), so a failure at or after the timeout is told to the stage as
+    /// When the call left, plus its timeout (less a margin): Envoy reports a call that timed out as
+    /// UNAVAILABLE (checked on 1.40), so a failure from then on is told to the stage as
     /// DEADLINE_EXCEEDED.
     deadline: Duration,
 }
@@ -390,7 +390,11 @@ impl Chain {
             Decided::Call(call) => match dispatch(ctx, &call) {
                 Ok(token) => {
                     request.calling.set(Some(token));
-                    let deadline = ProxyClock.now() + call.timeout;
+                    // Envoy's timer and the clock the module reads are not the same clock: a timeout can be
+                    // reported a little before `now + timeout` reads as passed, so allow a tenth (at least
+                    // 5 ms). A failure that fast is otherwise a refused connection, which takes far less.
+                    let margin = (call.timeout / 10).max(Duration::from_millis(5));
+                    let deadline = ProxyClock.now() + call.timeout.saturating_sub(margin);
                     let waiting =
                         Waiting { context_id, request: request.clone(), stage: index, carry: call.carry, deadline };
                     self.calls.borrow_mut().insert(token, waiting);
