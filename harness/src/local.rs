@@ -11,6 +11,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Where a rendered static config (`render-envoy`) expects the rate limit service of global rules.
+pub const STATIC_RATE_LIMIT_SERVICE_PORT: u16 = 8081;
+
 /// A running Envoy with its upstreams. Fields drop in order: Envoy first.
 pub struct Lab {
     pub envoy: RunningEnvoy,
@@ -204,9 +207,22 @@ impl LabBuilder {
     }
 
     /// The static bootstrap for a committed example: every upstream on `upstream_port`.
+    /// A rate limit service the chain's global rules call is expected on 127.0.0.1:8081 (e.g.
+    /// `meshplug-rls --config … --listen 127.0.0.1:8081`), under the cluster name the rules use.
     pub fn render_static(&self, upstream_port: u16, module_dir: Option<&Path>) -> anyhow::Result<Value> {
         let ports = self.upstreams.iter().map(|u| (u.name.clone(), upstream_port)).collect();
-        Ok(self.setup_with(&ports, module_dir)?.render())
+        let mut builder = self.clone();
+        for (name, config) in &self.filters {
+            if name != "rate-limit" {
+                continue;
+            }
+            if let Ok(Some(need)) = crate::global::service_need(config) {
+                if !builder.extra_clusters.iter().any(|(c, _, _)| *c == need.cluster) {
+                    builder.extra_clusters.push((need.cluster, STATIC_RATE_LIMIT_SERVICE_PORT, true));
+                }
+            }
+        }
+        Ok(builder.setup_with(&ports, module_dir)?.render())
     }
 
     /// Starts the upstreams, then Envoy; returns when Envoy is ready.
