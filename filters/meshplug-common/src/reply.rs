@@ -32,9 +32,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcCall {
     pub cluster: String,
-    /// The `:authority` of the call (Envoy's default is the cluster name, which an Istio cluster name
-    /// such as `outbound|8081||host` makes invalid for most gRPC servers).
-    pub authority: String,
+    /// The serialized `envoy.config.core.v3.GrpcService` naming the cluster and `:authority` (built once,
+    /// with [`grpc_service`], when the filter is configured).
+    pub upstream: String,
     /// Fully qualified service name, e.g. `envoy.service.ratelimit.v3.RateLimitService`.
     pub service: String,
     pub method: String,
@@ -59,3 +59,16 @@ pub enum CallOutcome {
 /// gRPC status codes the filters act on.
 pub const GRPC_DEADLINE_EXCEEDED: u32 = 4;
 pub const GRPC_UNAVAILABLE: u32 = 14;
+
+/// The upstream of a [`GrpcCall`]: a serialized `envoy.config.core.v3.GrpcService` with
+/// `envoy_grpc.cluster_name` and `authority` (Envoy's default `:authority` is the cluster name, which an
+/// Istio cluster name such as `outbound|8081||host` makes invalid for most gRPC servers). Envoy reads
+/// it unambiguously (a bare cluster name is first tried as a serialized GrpcService). Names up to 120
+/// bytes keep every length one byte, so the bytes are ASCII (the host call takes a string).
+pub fn grpc_service(cluster: &str, authority: &str) -> String {
+    let mut envoy_grpc = crate::proto::Writer::default();
+    envoy_grpc.bytes(1, cluster.as_bytes()).bytes(2, authority.as_bytes());
+    let mut service = crate::proto::Writer::default();
+    service.message(1, &envoy_grpc.bytes);
+    String::from_utf8_lossy(&service.bytes).into_owned()
+}

@@ -159,6 +159,8 @@ pub struct RateLimit {
     seed: Cell<(u64, u64)>,
     seed_key: String,
     global_log: LogThrottle,
+    /// The rate limit service's serialized GrpcService, built once here rather than per request.
+    upstream: String,
 }
 
 /// The quota a request's own `ratelimit-*` headers carry (set before the service was asked).
@@ -214,7 +216,11 @@ impl RateLimit {
             });
         }
         let seed_key = format!("meshplug.rate_limit.{instance}.seed");
-        Ok(Self { config, rules, now, seed: Cell::new((0, 0)), seed_key, global_log: LogThrottle::default() })
+        let upstream = config
+            .rate_limit_service
+            .as_ref()
+            .map_or_else(String::new, |svc| meshplug_common::reply::grpc_service(&svc.cluster, &svc.authority()));
+        Ok(Self { config, rules, now, seed: Cell::new((0, 0)), seed_key, global_log: LogThrottle::default(), upstream })
     }
 
     pub fn from_json(bytes: &[u8], instance: &str) -> Result<Self, ConfigError> {
@@ -355,7 +361,7 @@ impl RateLimit {
                 );
                 let call = GrpcCall {
                     cluster: svc.cluster.clone(),
-                    authority: svc.authority(),
+                    upstream: self.upstream.clone(),
                     service: global::SERVICE.into(),
                     method: global::METHOD.into(),
                     message,

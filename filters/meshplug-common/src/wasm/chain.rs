@@ -201,17 +201,9 @@ impl RequestProperties for ChainRequest {
     }
 }
 
-/// Starts a gRPC call through the SDK from `ctx` (which the SDK then gives the answer to). The cluster
-/// goes as a serialized `envoy.config.core.v3.GrpcService` (`envoy_grpc.cluster_name` and
-/// `authority`), which Envoy
-/// reads unambiguously (a bare cluster name is first tried as a serialized GrpcService).
+/// Starts a gRPC call through the SDK from `ctx` (which the SDK then gives the answer to).
 fn dispatch(ctx: &dyn Context, call: &GrpcCall) -> Result<u32, u32> {
-    let mut envoy_grpc = crate::proto::Writer::default();
-    envoy_grpc.bytes(1, call.cluster.as_bytes()).bytes(2, call.authority.as_bytes());
-    let mut service = crate::proto::Writer::default();
-    service.message(1, &envoy_grpc.bytes);
-    let upstream = String::from_utf8_lossy(&service.bytes).into_owned();
-    ctx.dispatch_grpc_call(&upstream, &call.service, &call.method, vec![], Some(&call.message), call.timeout)
+    ctx.dispatch_grpc_call(&call.upstream, &call.service, &call.method, vec![], Some(&call.message), call.timeout)
         .map_err(|s| s as u32)
 }
 

@@ -298,6 +298,11 @@ fn a_global_rule_asks_the_service_after_the_local_limits() {
     let c = call(&v);
     assert_eq!((c.cluster.as_str(), c.service.as_str(), c.method.as_str()), ("rls", global::SERVICE, global::METHOD));
     assert_eq!(c.timeout, Duration::from_millis(250));
+    assert_eq!(
+        c.upstream,
+        meshplug_common::reply::grpc_service("rls", "rls"),
+        "cluster and :authority, built at configure time"
+    );
     assert_eq!(header(&c.carry, "ratelimit-remaining"), Some("9"), "the local quota travels with the call");
     assert_eq!(
         c.message,
