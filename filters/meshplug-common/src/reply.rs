@@ -41,9 +41,19 @@ pub struct GrpcCall {
     /// The request message, serialized.
     pub message: Vec<u8>,
     pub timeout: Duration,
-    /// Response headers the filter had decided before asking, handed back with the answer (the filter
-    /// then decides the request's headers as a whole).
-    pub carry: Vec<(String, String)>,
+    /// What the filter decided before asking, handed back with the answer.
+    pub carry: Carry,
+}
+
+/// What a filter keeps across a [`GrpcCall`]: handed back unchanged with the answer, so the filter
+/// reads the answer without deriving again what it asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carry {
+    /// Response headers decided before asking (the filter then decides them as a whole).
+    pub headers: Vec<(String, String)>,
+    /// The filter's own indices for the parts of its question (rate-limit: the rule of each
+    /// descriptor, in the order the answer's statuses come back).
+    pub indices: Vec<usize>,
 }
 
 /// How a gRPC call ended, as the filter gets it back.

@@ -20,7 +20,7 @@ use governor::{Quota, RateLimiter};
 use meshplug_common::config::ConfigError;
 use meshplug_common::counter::MAX_CAS_RETRIES;
 use meshplug_common::host::{Metrics, Random, Request, SharedData, SharedDataError, CREATE_ONLY};
-use meshplug_common::reply::{Action, CallOutcome, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED};
+use meshplug_common::reply::{Action, CallOutcome, Carry, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED};
 use meshplug_common::throttle::LogThrottle;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::cell::Cell;
@@ -131,6 +131,18 @@ pub struct QuotaState {
     pub remaining: u32,
     /// Seconds until the bucket is full again (rounded up).
     pub reset: u64,
+}
+
+impl QuotaState {
+    /// The one to report of `shown` so far and `next`: fewer remaining, then the later reset.
+    fn tighter(shown: Option<Self>, next: Self) -> Self {
+        match shown {
+            Some(s) if (s.remaining, std::cmp::Reverse(s.reset)) <= (next.remaining, std::cmp::Reverse(next.reset)) => {
+                s
+            }
+            _ => next,
+        }
+    }
 }
 
 /// The filter's decision.
@@ -337,22 +349,14 @@ impl RateLimit {
             if let Some(wait) = refused_for {
                 refusal = Some(refusal.map_or(wait, |w| w.max(wait)));
             }
-            shown = Some(match shown {
-                Some(s)
-                    if (s.remaining, std::cmp::Reverse(s.reset))
-                        <= (quota.remaining, std::cmp::Reverse(quota.reset)) =>
-                {
-                    s
-                }
-                _ => quota,
-            });
+            shown = Some(QuotaState::tighter(shown, quota));
         }
         if let Some(wait) = refusal {
             return self.refuse(shown, wait, Vec::new(), None);
         }
         let headers = self.quota_headers(shown);
         // Local limits passed: global rules ask the rate limit service (one call for all of them).
-        let descriptors = self.global_descriptors(req, Some(env));
+        let descriptors = self.global_descriptors(req, env);
         match (&self.config.rate_limit_service, descriptors.is_empty()) {
             (Some(svc), false) => {
                 let message = global::encode_request(
@@ -366,7 +370,7 @@ impl RateLimit {
                     method: global::METHOD.into(),
                     message,
                     timeout: svc.timeout.0,
-                    carry: headers,
+                    carry: Carry { headers, indices: descriptors.iter().map(|(i, _)| *i).collect() },
                 };
                 verdict(Action::Call(call), Vec::new())
             }
@@ -407,9 +411,9 @@ impl RateLimit {
         verdict(Action::Respond(reply), Vec::new())
     }
 
-    /// The descriptors of the matching global rules, in rule order, each with its rule's index. With
-    /// `env`, a missing request value is counted (once per request: not again on the answer).
-    fn global_descriptors(&self, req: &dyn Request, env: Option<&Env>) -> Vec<(usize, Descriptor)> {
+    /// The descriptors of the matching global rules, in rule order, each with its rule's index; a
+    /// missing request value is counted.
+    fn global_descriptors(&self, req: &dyn Request, env: &Env) -> Vec<(usize, Descriptor)> {
         let mut out = Vec::new();
         'rules: for (i, rule) in self.config.rules.iter().enumerate() {
             let Some(global) = &rule.global else { continue };
@@ -423,9 +427,7 @@ impl RateLimit {
                     EntrySource::Request(spec) => match key_of(spec, req) {
                         Some(v) if !v.is_empty() || matches!(spec, KeySpec::Global) => global::descriptor_value(&v),
                         _ => {
-                            if let Some(env) = env {
-                                env.metrics.increment(metric_index(i, Metric::MissingKey));
-                            }
+                            env.metrics.increment(metric_index(i, Metric::MissingKey));
                             if rule.on_missing_key == OnMissingKey::Allow {
                                 continue 'rules;
                             }
@@ -441,14 +443,10 @@ impl RateLimit {
     }
 
     /// Decides with the rate limit service's answer (or its failure) for the same request.
-    pub fn on_global_response(
-        &self,
-        req: &dyn Request,
-        env: &Env,
-        outcome: CallOutcome,
-        carried: Vec<(String, String)>,
-    ) -> Verdict {
-        let rules: Vec<usize> = self.global_descriptors(req, None).into_iter().map(|(i, _)| i).collect();
+    /// `carry` is what [`RateLimit::on_request`] put in the call: its quota headers and the rule of
+    /// each descriptor asked about.
+    pub fn on_global_response(&self, env: &Env, outcome: CallOutcome, carry: Carry) -> Verdict {
+        let Carry { headers: carried, indices: rules } = carry;
         let all_shadow = rules.iter().all(|i| self.config.rules.get(*i).is_some_and(|r| r.shadow));
         let failure = match &outcome {
             CallOutcome::Failed(GRPC_DEADLINE_EXCEEDED) => {
@@ -507,14 +505,7 @@ impl RateLimit {
                 reset: status.reset_secs.unwrap_or(0),
             });
             if let Some(q) = quota {
-                shown = Some(match shown {
-                    Some(s)
-                        if (s.remaining, std::cmp::Reverse(s.reset)) <= (q.remaining, std::cmp::Reverse(q.reset)) =>
-                    {
-                        s
-                    }
-                    _ => q,
-                });
+                shown = Some(QuotaState::tighter(shown, q));
             }
             if status.code != global::CODE_OVER_LIMIT {
                 env.metrics.increment(metric_index(*i, Metric::GlobalAllowed));
@@ -582,15 +573,7 @@ impl RateLimit {
                         }
                     }
                 };
-                shown = Some(match shown {
-                    Some(s)
-                        if (s.remaining, std::cmp::Reverse(s.reset))
-                            <= (quota.remaining, std::cmp::Reverse(quota.reset)) =>
-                    {
-                        s
-                    }
-                    _ => quota,
-                });
+                shown = Some(QuotaState::tighter(shown, quota));
             }
             let quota = shown.unwrap_or(QuotaState { limit: 0, remaining: 0, reset: 0 });
             if let Some(wait) = wait {

@@ -5,7 +5,7 @@
 use crate::logic::{describe_key, metric_names, Env, RateLimit, Verdict, FILTER};
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::SeededRandom;
-use meshplug_common::reply::{Action as Decided, CallOutcome};
+use meshplug_common::reply::{Action as Decided, CallOutcome, Carry};
 use meshplug_common::wasm::chain::{ChainRequest, Stage, Step};
 use meshplug_common::wasm::{ProxyMetrics, ProxySharedData};
 
@@ -68,9 +68,9 @@ impl Stage for RateLimitStage {
         step(req, self.limiter.on_request(req, &env))
     }
 
-    fn on_call_response(&self, req: &ChainRequest, outcome: CallOutcome, carry: Vec<(String, String)>) -> Step {
+    fn on_call_response(&self, req: &ChainRequest, outcome: CallOutcome, carry: Carry) -> Step {
         let env = Env { shared: &ProxySharedData, metrics: &self.metrics, now: req.now() };
-        step(req, self.limiter.on_global_response(req, &env, outcome, carry))
+        step(req, self.limiter.on_global_response(&env, outcome, carry))
     }
 
     fn metrics(&self) -> &ProxyMetrics {

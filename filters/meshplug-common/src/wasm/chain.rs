@@ -26,7 +26,9 @@
 
 use crate::config::ConfigError;
 use crate::host::{Clock, RequestHeaders, RequestProperties};
-use crate::reply::{Action as Decided, CallOutcome, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE};
+use crate::reply::{
+    Action as Decided, CallOutcome, Carry, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE,
+};
 use crate::timers::{TimerId, Timers};
 use crate::wasm::{self, ffi, HostErrorLog, ProxyClock, ProxyMetrics, METRICS_FLUSH};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -219,8 +221,8 @@ pub trait Stage {
 
     /// The outcome of the gRPC call this stage's step asked for, for the same request; the returned
     /// step is applied as a request-headers step would be.
-    fn on_call_response(&self, _req: &ChainRequest, _outcome: CallOutcome, carry: Vec<(String, String)>) -> Step {
-        Step { action: Decided::Continue, response_headers: carry, notify_done: false }
+    fn on_call_response(&self, _req: &ChainRequest, _outcome: CallOutcome, carry: Carry) -> Step {
+        Step { action: Decided::Continue, response_headers: carry.headers, notify_done: false }
     }
 
     /// The request is over (its context is gone); only for requests whose step set `notify_done`.
@@ -299,7 +301,7 @@ struct Waiting {
     context_id: u32,
     request: Rc<RequestState>,
     stage: usize,
-    carry: Vec<(String, String)>,
+    carry: Carry,
     /// When the call left, plus its timeout (less a margin): Envoy reports a call that timed out as
     /// UNAVAILABLE (checked on 1.40), so a failure from then on is told to the stage as
     /// DEADLINE_EXCEEDED.

@@ -268,17 +268,27 @@ const GLOBAL: &str = r#"{"rateLimitService":{"cluster":"rls","domain":"shop","ti
             "global":{"descriptors":[{"key":"user","header":"x-user"},{"key":"tier","value":"gold"}],"hitsAddend":2}}]}"#;
 
 fn response(code: u64, remaining: u64, reset: u64) -> Vec<u8> {
+    response_of(code, &[(code, remaining, reset)])
+}
+
+/// A `RateLimitResponse`: overall code, one `DescriptorStatus` (code, remaining, reset seconds) per
+/// descriptor (limit 5 per hour), and the header `x-ratelimit-by: rls`.
+fn response_of(overall: u64, statuses: &[(u64, u64, u64)]) -> Vec<u8> {
     use meshplug_common::proto::Writer;
-    let mut limit = Writer::default();
-    limit.uint(1, 5).uint(2, 3);
-    let mut dur = Writer::default();
-    dur.uint(1, reset);
-    let mut status = Writer::default();
-    status.uint(1, code).message(2, &limit.bytes).uint(3, remaining).message(4, &dur.bytes);
+    let mut r = Writer::default();
+    r.uint(1, overall);
+    for (code, remaining, reset) in statuses {
+        let mut limit = Writer::default();
+        limit.uint(1, 5).uint(2, 3);
+        let mut dur = Writer::default();
+        dur.uint(1, *reset);
+        let mut status = Writer::default();
+        status.uint(1, *code).message(2, &limit.bytes).uint(3, *remaining).message(4, &dur.bytes);
+        r.message(2, &status.bytes);
+    }
     let mut header = Writer::default();
     header.bytes(1, b"x-ratelimit-by").bytes(2, b"rls");
-    let mut r = Writer::default();
-    r.uint(1, code).message(2, &status.bytes).message(3, &header.bytes);
+    r.message(3, &header.bytes);
     r.bytes
 }
 
@@ -303,7 +313,8 @@ fn a_global_rule_asks_the_service_after_the_local_limits() {
         meshplug_common::reply::grpc_service("rls", "rls"),
         "cluster and :authority, built at configure time"
     );
-    assert_eq!(header(&c.carry, "ratelimit-remaining"), Some("9"), "the local quota travels with the call");
+    assert_eq!(header(&c.carry.headers, "ratelimit-remaining"), Some("9"), "the local quota travels with the call");
+    assert_eq!(c.carry.indices, vec![0], "the rule of each descriptor travels with the call");
     assert_eq!(
         c.message,
         global::encode_request(
@@ -328,7 +339,7 @@ fn the_services_answer_decides() {
     let req = get().with("x-user", "alice");
     let carry = call(&h.run(&rl, &req)).carry.clone();
     let env = Env { shared: &h.shared, metrics: &h.metrics, now: h.now };
-    let ok = rl.on_global_response(&req, &env, CallOutcome::Ok(response(1, 4, 30)), carry.clone());
+    let ok = rl.on_global_response(&env, CallOutcome::Ok(response(1, 4, 30)), carry.clone());
     assert!(allowed(&ok));
     assert_eq!(
         header(&ok.response_headers, "ratelimit-remaining"),
@@ -336,7 +347,7 @@ fn the_services_answer_decides() {
         "the service's quota is tighter (4 < 9)"
     );
     assert_eq!(header(&ok.response_headers, "x-ratelimit-by"), Some("rls"));
-    let over = rl.on_global_response(&req, &env, CallOutcome::Ok(response(2, 0, 30)), carry.clone());
+    let over = rl.on_global_response(&env, CallOutcome::Ok(response(2, 0, 30)), carry.clone());
     let r = reply(&over);
     assert_eq!(r.status, 429);
     assert_eq!(header(&r.headers, "retry-after"), Some("30"));
@@ -345,35 +356,58 @@ fn the_services_answer_decides() {
     assert_eq!(h.count(0, Metric::GlobalAllowed), 1);
 }
 
+/// Two global rules, the first not matching this request: the call asks about the second only, and
+/// the answer's one status is that rule's (as carried with the call, not derived again).
+#[test]
+fn each_status_is_the_rule_its_descriptor_came_from() {
+    const TWO: &str = r#"{"rateLimitService":{"cluster":"rls","domain":"shop"},
+      "rules":[{"name":"admin","match":[{"uri":{"prefix":"/admin"}}],"global":{"descriptors":[{"key":"a","value":"1"}]}},
+               {"name":"all","global":{"descriptors":[{"key":"user","header":"x-user"}]}},
+               {"name":"gold","global":{"descriptors":[{"key":"tier","value":"gold"}]},"shadow":true}]}"#;
+    let h = Host::new();
+    let rl = limiter(TWO, &h);
+    let req = get().with("x-user", "alice");
+    let carry = call(&h.run(&rl, &req)).carry.clone();
+    assert_eq!(carry.indices, vec![1, 2]);
+    let env = Env { shared: &h.shared, metrics: &h.metrics, now: h.now };
+    let v = rl.on_global_response(&env, CallOutcome::Ok(response_of(2, &[(1, 3, 9), (2, 0, 9)])), carry.clone());
+    assert!(allowed(&v), "only the shadow rule is over: let through");
+    assert_eq!(h.count(1, Metric::GlobalAllowed), 1);
+    assert_eq!(h.count(2, Metric::GlobalShadowLimited), 1);
+    assert_eq!(h.count(0, Metric::GlobalAllowed) + h.count(0, Metric::GlobalLimited), 0, "not asked about");
+    let v = rl.on_global_response(&env, CallOutcome::Ok(response_of(2, &[(2, 0, 7), (1, 3, 9)])), carry);
+    assert_eq!(reply(&v).status, 429, "the enforcing rule is over");
+    assert_eq!(h.count(1, Metric::GlobalLimited), 1);
+}
+
 #[test]
 fn service_failures_follow_on_error_and_are_counted() {
     let h = Host::new();
     let rl = limiter(GLOBAL, &h);
     let req = get().with("x-user", "alice");
+    let carry = call(&h.run(&rl, &req)).carry.clone();
     let env = Env { shared: &h.shared, metrics: &h.metrics, now: h.now };
-    let timeout = rl.on_global_response(&req, &env, CallOutcome::Failed(4), vec![]);
+    let timeout = rl.on_global_response(&env, CallOutcome::Failed(4), carry.clone());
     assert_eq!(reply(&timeout).status, 500);
     assert_eq!(h.count(0, Metric::GlobalTimeout), 1);
-    let down = rl.on_global_response(&req, &env, CallOutcome::Failed(14), vec![]);
+    let down = rl.on_global_response(&env, CallOutcome::Failed(14), carry.clone());
     assert_eq!(reply(&down).status, 500);
     assert_eq!(h.count(0, Metric::GlobalUnavailable), 1);
-    let garbage = rl.on_global_response(&req, &env, CallOutcome::Ok(vec![0xff; 7]), vec![]);
+    let garbage = rl.on_global_response(&env, CallOutcome::Ok(vec![0xff; 7]), carry.clone());
     assert_eq!(reply(&garbage).status, 500);
     // A well-formed answer with the wrong number of statuses is garbage too.
-    let mut two = response(1, 1, 1);
-    two.extend(response(1, 1, 1));
-    let _ = rl.on_global_response(&req, &env, CallOutcome::Ok(two), vec![]);
+    let two = response_of(1, &[(1, 1, 1), (1, 1, 1)]);
+    let _ = rl.on_global_response(&env, CallOutcome::Ok(two), carry.clone());
     assert_eq!(h.count(0, Metric::GlobalBadResponse), 2);
 
     let allow = limiter(&GLOBAL.replace(r#""timeout":"250ms""#, r#""timeout":"250ms","onError":"allow""#), &h);
-    assert!(allowed(&allow.on_global_response(&req, &env, CallOutcome::Failed(14), vec![])));
+    let carry = call(&h.run(&allow, &req)).carry.clone();
+    assert!(allowed(&allow.on_global_response(&env, CallOutcome::Failed(14), carry)));
     let shadow = limiter(&GLOBAL.replace(r#""name":"g","#, r#""name":"g","shadow":true,"#), &h);
+    let carry = call(&h.run(&shadow, &req)).carry.clone();
     assert!(
-        allowed(&shadow.on_global_response(&req, &env, CallOutcome::Ok(response(2, 0, 9)), vec![])),
+        allowed(&shadow.on_global_response(&env, CallOutcome::Ok(response(2, 0, 9)), carry.clone())),
         "shadow: counted, let through"
     );
-    assert!(
-        allowed(&shadow.on_global_response(&req, &env, CallOutcome::Failed(14), vec![])),
-        "a shadow rule never refuses"
-    );
+    assert!(allowed(&shadow.on_global_response(&env, CallOutcome::Failed(14), carry)), "a shadow rule never refuses");
 }
