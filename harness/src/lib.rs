@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bootstrap;
 pub mod client;
 pub mod composition;
+pub mod daemon;
 pub mod echo;
 pub mod envoy;
 pub mod filters;
