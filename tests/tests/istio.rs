@@ -273,17 +273,46 @@ fn fault_plugin(registry: &Registry, digest: &str, header: &str) -> String {
     plugin("chaos", "fault", &url, &format!("  sha256: {digest}\n  failStrategy: FAIL_CLOSE\n"), &config)
 }
 
-/// Edits a plugin's file and syncs; returns once a request shows the new config in effect.
-fn update(lab: &mut IstioLab, dir: &Path, text: &str, header: &str) {
-    std::fs::write(dir.join("p.yaml"), text).unwrap();
-    let report = lab.sync().unwrap();
-    assert!(!report.listener_changed, "a config edit is an ECDS update, not a new listener: {report:?}");
-    let c = lab.envoy.client().unwrap();
-    assert!(
-        meshplug_tests::eventually(Duration::from_secs(10), || status(&c, Req::get("/").header(header, "1")) == 503),
-        "the update to {header} never took effect: {}",
-        lab.envoy.log()
-    );
+/// One pinned fault WasmPlugin (`p.yaml` in a scratch directory, the module pushed to its own
+/// registry) that answers 503 to requests with `<header>: 1`, run through the Istio path.
+struct FaultLab {
+    lab: IstioLab,
+    dir: PathBuf,
+    digest: String,
+    registry: Registry,
+}
+
+impl FaultLab {
+    fn start(name: &str, header: &str) -> Self {
+        let registry = Registry::start().unwrap();
+        let digest = push_modules(&registry).remove("fault").unwrap();
+        let dir = scratch(name);
+        std::fs::write(dir.join("p.yaml"), fault_plugin(&registry, &digest, header)).unwrap();
+        FaultLab { lab: start(&dir), dir, digest, registry }
+    }
+
+    fn plugin(&self, header: &str) -> String {
+        fault_plugin(&self.registry, &self.digest, header)
+    }
+
+    /// Edits the plugin's file to `text` and syncs.
+    fn write(&mut self, text: &str) -> meshplug_harness::istio::lab::SyncReport {
+        std::fs::write(self.dir.join("p.yaml"), text).unwrap();
+        self.lab.sync().unwrap()
+    }
+
+    /// Moves the abort to `header`; returns once a request shows the new config in effect.
+    fn update(&mut self, header: &str) {
+        let report = self.write(&self.plugin(header));
+        assert!(!report.listener_changed, "a config edit is an ECDS update, not a new listener: {report:?}");
+        let c = self.lab.envoy.client().unwrap();
+        assert!(
+            meshplug_tests::eventually(Duration::from_secs(10), || status(&c, Req::get("/").header(header, "1"))
+                == 503),
+            "the update to {header} never took effect: {}",
+            self.lab.envoy.log()
+        );
+    }
 }
 
 /// Requests from 4 threads until `stop`; returns (requests, answers other than 200).
@@ -319,41 +348,31 @@ fn steady_load(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u
 /// failed request; the agent does not fetch the pinned module again.
 #[test]
 fn plugin_config_updates_under_load_fail_no_request() {
-    let registry = Registry::start().unwrap();
-    let digests = push_modules(&registry);
-    let dir = scratch("updates");
-    std::fs::write(dir.join("p.yaml"), fault_plugin(&registry, &digests["fault"], "x-fault-0")).unwrap();
-    let mut lab = start(&dir);
-    let pid = lab.envoy.pid();
+    let mut f = FaultLab::start("updates", "x-fault-0");
+    let pid = f.lab.envoy.pid();
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let stop = Arc::new(AtomicBool::new(false));
-    let load = steady_load(lab.envoy.url(), stop.clone());
+    let load = steady_load(f.lab.envoy.url(), stop.clone());
     for i in 1..=20 {
-        let header = format!("x-fault-{i}");
-        update(&mut lab, &dir, &fault_plugin(&registry, &digests["fault"], &header), &header);
-        let c = lab.envoy.client().unwrap();
+        f.update(&format!("x-fault-{i}"));
+        let c = f.lab.envoy.client().unwrap();
         assert_eq!(status(&c, Req::get("/").header(&format!("x-fault-{}", i - 1), "1")), 200, "the old rule is gone");
     }
     stop.store(true, Ordering::SeqCst);
     let (requests, bad) = load.join().unwrap();
     assert!(requests > 100, "the load ran: {requests}");
     assert_eq!(bad, Vec::<u16>::new(), "{requests} requests during 20 updates");
-    assert_eq!(lab.envoy.pid(), pid, "same Envoy process");
-    assert_eq!(lab.fetches(), 1, "the module is cached by its digest");
+    assert_eq!(f.lab.envoy.pid(), pid, "same Envoy process");
+    assert_eq!(f.lab.fetches(), 1, "the module is cached by its digest");
 }
 
 /// A pluginConfig the filter refuses: Envoy rejects the ECDS update, keeps serving with the last good
 /// config, and the log names the field and the reason.
 #[test]
 fn a_broken_update_keeps_the_last_good_config_and_names_the_field() {
-    let registry = Registry::start().unwrap();
-    let digests = push_modules(&registry);
-    let dir = scratch("broken");
-    std::fs::write(dir.join("p.yaml"), fault_plugin(&registry, &digests["fault"], "x-fault-good")).unwrap();
-    let mut lab = start(&dir);
-    let broken = fault_plugin(&registry, &digests["fault"], "x-fault-new").replace("httpStatus: 503", "httpStatus: 42");
-    std::fs::write(dir.join("p.yaml"), broken).unwrap();
-    lab.sync().unwrap();
+    let mut f = FaultLab::start("broken", "x-fault-good");
+    f.write(&f.plugin("x-fault-new").replace("httpStatus: 503", "httpStatus: 42"));
+    let lab = &f.lab;
     let field = "[fault] invalid config at /rules/0/abort/httpStatus: HTTP status 42 is out of range";
     assert!(
         meshplug_tests::eventually(Duration::from_secs(10), || lab.envoy.log().contains(field)),
@@ -367,28 +386,24 @@ fn a_broken_update_keeps_the_last_good_config_and_names_the_field() {
         assert_eq!(status(&c, Req::get("/").header("x-fault-new", "1")), 200);
     }
     // And a good edit after it applies.
-    update(&mut lab, &dir, &fault_plugin(&registry, &digests["fault"], "x-fault-fixed"), "x-fault-fixed");
+    f.update("x-fault-fixed");
 }
 
 /// 100 edits in a row: Envoy's memory stays bounded (each update replaces the plugin's config; the
 /// VM is shared by code, so no VM piles up).
 #[test]
 fn a_hundred_updates_leave_memory_bounded() {
-    let registry = Registry::start().unwrap();
-    let digests = push_modules(&registry);
-    let dir = scratch("hundred");
-    std::fs::write(dir.join("p.yaml"), fault_plugin(&registry, &digests["fault"], "x-fault-0")).unwrap();
-    let mut lab = start(&dir);
+    let mut f = FaultLab::start("hundred", "x-fault-0");
     for i in 1..=10 {
-        let h = format!("x-fault-{i}");
-        update(&mut lab, &dir, &fault_plugin(&registry, &digests["fault"], &h), &h);
+        f.update(&format!("x-fault-{i}"));
     }
+    let lab = &f.lab;
     let before = lab.envoy.rss_bytes().unwrap();
     let vms = lab.envoy.stat("wasm.envoy.wasm.runtime.v8.active");
     for i in 11..=110 {
-        let h = format!("x-fault-{i}");
-        update(&mut lab, &dir, &fault_plugin(&registry, &digests["fault"], &h), &h);
+        f.update(&format!("x-fault-{i}"));
     }
+    let lab = &f.lab;
     let after = lab.envoy.rss_bytes().unwrap();
     let growth = after as f64 / (1 << 20) as f64 - before as f64 / (1 << 20) as f64;
     eprintln!(
