@@ -309,7 +309,14 @@ pub fn rate_limit_service_resources(w: &Workload) -> anyhow::Result<Vec<(String,
         })?;
         let labels = json!({ "app.kubernetes.io/managed-by": "meshplug", "meshplug.dev/workload": w.name });
         let config = serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?;
-        let limitador = serde_yaml_ng::to_string(&crate::global::limitador_limits(&need))?;
+        // Limitador's form only where it says the same; otherwise a mapping saying why, which Limitador
+        // refuses to load (it reads a list of limits), rather than limits that enforce less.
+        let limitador = match crate::global::limitador_limits(&need) {
+            Ok(limits) => serde_yaml_ng::to_string(&limits)?,
+            Err(why) => serde_yaml_ng::to_string(&json!({
+                "notExpressibleInLimitador": format!("{why}; use envoyproxy/ratelimit (config.yaml) or meshplug-rls")
+            }))?,
+        };
         let map = json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": { "name": format!("meshplug-ratelimit-{}", w.name), "namespace": w.namespace, "labels": labels },

@@ -6,6 +6,8 @@ pub use meshplug_harness::client::{Client, Req, Resp};
 pub use meshplug_harness::local::{Lab, LabBuilder};
 use std::time::Duration;
 
+pub mod limitador;
+
 /// Whether this test binary runs the filters inside the bundle (`meshplug.wasm`) instead of their own
 /// modules. `tests/bundle.rs` includes the filters' end-to-end test files as modules, so the same cases
 /// run both ways; the test binary's name (`bundle-<hash>`, chosen by cargo from the file name) says

@@ -11,6 +11,7 @@ use meshplug_harness::envoy::find_envoy;
 use meshplug_harness::filters::workspace_root;
 use meshplug_harness::redis::RedisServer;
 use meshplug_harness::run::{EnvoyOptions, RunningEnvoy};
+use meshplug_harness::stub::StubServer;
 use meshplug_tests::{Client, Req};
 use serde_json::json;
 
@@ -238,13 +239,33 @@ fn service_failures_take_the_configured_mode_within_the_timeout() {
     drop(slow);
     drop(hold);
 
-    // Not the protocol: an HTTP/2 server answering JSON (the echo upstream).
+    // Not gRPC: an HTTP/2 server answering JSON (the echo upstream). Envoy's gRPC client fails the
+    // call (the body is not a gRPC frame), so the filter sees a failed call.
     let echo = EchoServer::start("not-grpc", 0).unwrap();
-    let garbage = lab(global_config(json!({}), json!({})), echo.addr.port());
-    let r = garbage.envoy.client().unwrap().send(Req::get("/").header("x-user", "a")).unwrap();
+    let not_grpc = lab(global_config(json!({}), json!({})), echo.addr.port());
+    let r = not_grpc.envoy.client().unwrap().send(Req::get("/").header("x-user", "a")).unwrap();
     assert_eq!(r.status, 500);
-    let failed = || metric(&garbage, "per-user.global_unavailable") + metric(&garbage, "per-user.global_bad_response");
-    assert!(meshplug_tests::eventually(Duration::from_secs(3), || failed() >= 1));
+    assert!(
+        meshplug_tests::eventually(Duration::from_secs(3), || metric(&not_grpc, "per-user.global_unavailable") == 1)
+    );
+    assert_eq!(metric(&not_grpc, "per-user.global_bad_response"), 0);
+
+    // gRPC, but not the protocol's message: status OK with bytes that are no RateLimitResponse.
+    let garbage_service = StubServer::grpc(&[0xff; 7]).unwrap();
+    let garbage = lab(global_config(json!({}), json!({})), garbage_service.addr.port());
+    let r = garbage.envoy.client().unwrap().send(Req::get("/").header("x-user", "a")).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (500, "rate limit service unavailable\n"));
+    assert!(
+        meshplug_tests::eventually(Duration::from_secs(3), || metric(&garbage, "per-user.global_bad_response") == 1)
+    );
+    assert_eq!(metric(&garbage, "per-user.global_unavailable"), 0);
+    assert_eq!(garbage_service.hits(), 1, "the call reached the service");
+    // A well-formed answer with two statuses for the one descriptor asked about is as bad.
+    let two = StubServer::grpc(&[0x08, 0x01, 0x12, 0x02, 0x08, 0x01, 0x12, 0x02, 0x08, 0x01]).unwrap(); // OK, [OK, OK]
+    let short = lab(global_config(json!({}), json!({"onError": "allow"})), two.addr.port());
+    let r = short.envoy.client().unwrap().send(Req::get("/").header("x-user", "a")).unwrap();
+    assert_eq!(r.status, 200, "onError: allow");
+    assert!(meshplug_tests::eventually(Duration::from_secs(3), || metric(&short, "per-user.global_bad_response") == 1));
 }
 
 /// Shadow mode for a global rule: OVER_LIMIT is counted and logged, never enforced.
@@ -334,4 +355,86 @@ fn a_global_rule_after_a_delay_answers_on_the_requests_context() {
     assert_eq!((ok, limited), (5, 2));
     let r = c.send(Req::get("/x").header("x-user", "gina")).unwrap();
     assert_eq!(r.header("ratelimit-limit"), Some("5"), "the refusal carries the service's quota");
+}
+
+// ---- Limitador: the configuration `render` generates, run on Limitador's own library ----
+
+/// Two global rules, both sent with every request: `per-user` (descriptor 0) and `team` (descriptor 1,
+/// with a constant that needs CEL escaping), each request counting 2 hits.
+fn limitador_plugin_config() -> serde_json::Value {
+    json!({
+        "rateLimitService": {"cluster": "rls", "domain": "shop", "timeout": "1s"},
+        "rules": [
+            {"name": "per-user", "global": {"descriptors": [{"key": "user", "header": "x-user"}],
+                                             "hitsAddend": 2, "limit": {"requests": 8, "unit": "hour"}}},
+            {"name": "team", "global": {"descriptors": [{"key": "team", "value": "a'b\\c"}, {"key": "user", "header": "x-user"}],
+                                         "hitsAddend": 2, "limit": {"requests": 4, "unit": "hour"}}}
+        ]
+    })
+}
+
+/// The limits `render` writes to `limitador-limits.yaml`, read by Limitador's parser, counting what the
+/// filter sends: the `team` limit (4 hits an hour, 2 a request) admits 2 requests per user, which it
+/// does only if Limitador finds the second descriptor and counts the request's hits_addend; and the
+/// filter reads Limitador's answer (an overall code, no statuses) as Envoy's ratelimit filter does.
+#[test]
+fn limitador_enforces_the_limits_render_generates() {
+    let config = limitador_plugin_config();
+    let need = meshplug_harness::global::service_need(&config).unwrap().unwrap();
+    let yaml = serde_yaml_ng::to_string(&meshplug_harness::global::limitador_limits(&need).unwrap()).unwrap();
+    let limits = meshplug_tests::limitador::parse_limits(&yaml).unwrap_or_else(|e| panic!("{e}: {yaml}"));
+    let service = meshplug_tests::limitador::Limitador::start(limits).unwrap();
+    let lab = lab(config, service.addr.port());
+    let c = lab.envoy.client().unwrap();
+    assert_eq!(statuses(&c, 5, || Req::get("/x").header("x-user", "alice")), (2, 3), "team: 4 hits, 2 per request");
+    assert_eq!(statuses(&c, 3, || Req::get("/x").header("x-user", "bob")), (2, 1), "a counter per user");
+    assert_eq!(service.calls(), 8, "every request asked");
+    assert!(meshplug_tests::eventually(std::time::Duration::from_secs(3), || metric(&lab, "team.global_limited") == 4));
+    assert_eq!(metric(&lab, "team.global_bad_response"), 0, "an answer without statuses is an answer");
+    // The example composition's limits (a conditional rule last) load in Limitador too.
+    let example = meshplug_harness::composition::Composition::load(
+        &workspace_root().join("examples/global-rate-limit/composition.yaml"),
+    )
+    .unwrap();
+    let docs = meshplug_harness::render::rate_limit_service_resources(&example.workloads[0]).unwrap();
+    let text = docs[0].1[0]["data"]["limitador-limits.yaml"].as_str().unwrap().to_string();
+    assert_eq!(meshplug_tests::limitador::parse_limits(&text).unwrap().len(), 2, "{text}");
+}
+
+/// What Limitador's form cannot say, `render` does not write as limits: the file is a mapping saying
+/// why, which Limitador refuses to load (rather than limits that enforce less than the rules).
+#[test]
+fn limitador_is_not_given_limits_that_would_enforce_otherwise() {
+    let mut conditional = limitador_plugin_config();
+    conditional["rules"][0]["match"] = json!([{"uri": {"prefix": "/api"}}]);
+    let mut shadow = limitador_plugin_config();
+    shadow["rules"][1]["shadow"] = json!(true);
+    let mut hits = limitador_plugin_config();
+    hits["rules"][1]["global"]["hitsAddend"] = json!(3);
+    for (config, why) in [(conditional, "no fixed position"), (shadow, "no shadow mode"), (hits, "hitsAddend differ")] {
+        let need = meshplug_harness::global::service_need(&config).unwrap().unwrap();
+        let err = meshplug_harness::global::limitador_limits(&need).unwrap_err();
+        assert!(err.contains(why), "{err}");
+    }
+    // The rendered ConfigMap then holds only the reason, and Limitador's parser refuses it.
+    let composition = format!(
+        "workloads:\n  - name: api\n    namespace: shop\n    selector: {{app: api}}\n    filters:\n      - name: rate-limit\n        pluginConfig: {}\n",
+        {
+            let mut c = limitador_plugin_config();
+            c["rateLimitService"]["cluster"] = json!("outbound|8081||ratelimit.ratelimit.svc.cluster.local");
+            c["rules"][1]["shadow"] = json!(true);
+            c
+        }
+    );
+    let dir = std::env::temp_dir().join(format!("meshplug-limitador-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("composition.yaml"), composition).unwrap();
+    let c = meshplug_harness::composition::Composition::load(&dir.join("composition.yaml")).unwrap();
+    let workload = c.workloads.first().unwrap();
+    let resources = meshplug_harness::render::rate_limit_service_resources(workload).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = &resources[0].1[0]["data"]["limitador-limits.yaml"];
+    let text = file.as_str().unwrap();
+    assert!(text.starts_with("notExpressibleInLimitador: 'rule team: Limitador has no shadow mode"), "{text}");
+    assert!(meshplug_tests::limitador::parse_limits(text).is_err(), "Limitador would not load it");
 }

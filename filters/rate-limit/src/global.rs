@@ -19,11 +19,17 @@ pub struct Descriptor {
     pub hits_addend: Option<u32>,
 }
 
-/// `RateLimitRequest { domain = 1; repeated RateLimitDescriptor descriptors = 2; }` with
-/// `RateLimitDescriptor { repeated Entry entries = 1 {key = 1; value = 2}; UInt64Value hits_addend = 3 }`.
+/// `RateLimitRequest { domain = 1; repeated RateLimitDescriptor descriptors = 2; uint32 hits_addend = 3 }`
+/// with `RateLimitDescriptor { repeated Entry entries = 1 {key = 1; value = 2}; UInt64Value hits_addend = 3 }`.
+/// When every descriptor has the same `hits_addend`, it is also the request's: services that read only
+/// the request's (Limitador: limitador-server/src/envoy_rls/server.rs) count it too.
 pub fn encode_request(domain: &str, descriptors: &[Descriptor]) -> Vec<u8> {
     let mut req = Writer::default();
     req.bytes(1, domain.as_bytes());
+    let shared = descriptors
+        .first()
+        .and_then(|d| d.hits_addend)
+        .filter(|h| descriptors.iter().all(|d| d.hits_addend == Some(*h)));
     for d in descriptors {
         let mut desc = Writer::default();
         for (k, v) in &d.entries {
@@ -37,6 +43,9 @@ pub fn encode_request(domain: &str, descriptors: &[Descriptor]) -> Vec<u8> {
             desc.message(3, &value.bytes);
         }
         req.message(2, &desc.bytes);
+    }
+    if let Some(h) = shared {
+        req.uint(3, u64::from(h));
     }
     req.bytes
 }

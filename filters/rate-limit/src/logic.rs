@@ -457,7 +457,8 @@ impl RateLimit {
         };
         let answer = match (&outcome, failure) {
             (CallOutcome::Ok(bytes), None) => match global::decode_response(bytes) {
-                Ok(r) if r.statuses.len() == rules.len() => Ok(r),
+                // No statuses at all is an answer (Limitador gives only the overall code).
+                Ok(r) if r.statuses.is_empty() || r.statuses.len() == rules.len() => Ok(r),
                 Ok(r) => Err((
                     Metric::GlobalBadResponse,
                     format!("answered {} statuses for {} descriptors", r.statuses.len(), rules.len()),
@@ -496,24 +497,23 @@ impl RateLimit {
             }
         };
         let mut shown = parse_quota(&carried);
-        let mut refusal: Option<Duration> = None;
-        for (i, status) in rules.iter().zip(&response.statuses) {
-            let rule = self.config.rules.get(*i);
-            let quota = status.limit.map(|limit| QuotaState {
-                limit,
-                remaining: status.remaining,
-                reset: status.reset_secs.unwrap_or(0),
-            });
-            if let Some(q) = quota {
+        for status in &response.statuses {
+            if let Some(limit) = status.limit {
+                let q = QuotaState { limit, remaining: status.remaining, reset: status.reset_secs.unwrap_or(0) };
                 shown = Some(QuotaState::tighter(shown, q));
             }
-            if status.code != global::CODE_OVER_LIMIT {
+        }
+        let mut refusal: Option<Duration> = None;
+        for (n, i) in rules.iter().enumerate() {
+            let status = response.statuses.get(n);
+            let over = over_limit(&response, status);
+            if !over {
                 env.metrics.increment(metric_index(*i, Metric::GlobalAllowed));
-            } else if rule.is_some_and(|r| r.shadow) {
+            } else if self.config.rules.get(*i).is_some_and(|r| r.shadow) {
                 env.metrics.increment(metric_index(*i, Metric::GlobalShadowLimited));
             } else {
                 env.metrics.increment(metric_index(*i, Metric::GlobalLimited));
-                let wait = Duration::from_secs(status.reset_secs.unwrap_or(1));
+                let wait = Duration::from_secs(status.and_then(|s| s.reset_secs).unwrap_or(1));
                 refusal = Some(refusal.map_or(wait, |w| w.max(wait)));
             }
         }
@@ -590,6 +590,22 @@ impl RateLimit {
             }
         }
         Err(format!("compare-and-swap lost {MAX_CAS_RETRIES} times in a row"))
+    }
+}
+
+/// Whether the service's answer puts a descriptor over its limit. The overall code decides, as it does
+/// for Envoy's own `ratelimit` filter (source/extensions/filters/common/ratelimit/ratelimit_impl.cc:
+/// OVER_LIMIT refuses; OK and UNKNOWN do not); the descriptor's own status, when the service gives
+/// statuses, says which descriptors are over. An answer without statuses (Limitador's) or whose
+/// statuses name none puts every descriptor over.
+fn over_limit(response: &global::Response, status: Option<&global::Status>) -> bool {
+    if response.overall_code != global::CODE_OVER_LIMIT {
+        return false;
+    }
+    let attributed = response.statuses.iter().any(|s| s.code == global::CODE_OVER_LIMIT);
+    match status {
+        Some(s) if attributed => s.code == global::CODE_OVER_LIMIT,
+        _ => true,
     }
 }
 

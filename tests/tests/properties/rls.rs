@@ -37,6 +37,9 @@ proptest! {
             prop_assert_eq!(&entries, &want.entries);
             prop_assert_eq!(got.hits_addend.as_ref().map(|h| h.value), want.hits_addend.map(u64::from));
         }
+        // The request's own hits_addend (what Limitador reads): the descriptors' when they all agree.
+        let shared = ours.first().and_then(|d| d.hits_addend).filter(|h| ours.iter().all(|d| d.hits_addend == Some(*h)));
+        prop_assert_eq!(read.hits_addend, shared.unwrap_or(0));
     }
 
     #[test]

@@ -380,6 +380,52 @@ fn each_status_is_the_rule_its_descriptor_came_from() {
     assert_eq!(h.count(1, Metric::GlobalLimited), 1);
 }
 
+/// The overall code decides, as for Envoy's own `ratelimit` filter
+/// (source/extensions/filters/common/ratelimit/ratelimit_impl.cc); an answer without statuses is
+/// Limitador's (limitador-server/src/envoy_rls/server.rs answers `statuses: vec![]`).
+#[test]
+fn the_overall_code_decides_and_an_answer_without_statuses_is_read() {
+    const TWO: &str = r#"{"rateLimitService":{"cluster":"rls","domain":"shop"},
+      "rules":[{"name":"all","global":{"descriptors":[{"key":"user","header":"x-user"}]}},
+               {"name":"gold","global":{"descriptors":[{"key":"tier","value":"gold"}]},"shadow":true}]}"#;
+    let h = Host::new();
+    let rl = limiter(TWO, &h);
+    let carry = call(&h.run(&rl, &get().with("x-user", "alice"))).carry.clone();
+    let env = Env { shared: &h.shared, metrics: &h.metrics, now: h.now };
+    let answer = |bytes: Vec<u8>| rl.on_global_response(&env, CallOutcome::Ok(bytes), carry.clone());
+    // Limitador: OK, no statuses → through; OVER_LIMIT, no statuses → every descriptor over.
+    assert!(allowed(&answer(vec![0x08, 0x01])));
+    assert_eq!((h.count(0, Metric::GlobalAllowed), h.count(1, Metric::GlobalAllowed)), (1, 1));
+    let over = answer(vec![0x08, 0x02]);
+    let r = reply(&over);
+    assert_eq!((r.status, header(&r.headers, "retry-after")), (429, Some("1")));
+    assert_eq!((h.count(0, Metric::GlobalLimited), h.count(1, Metric::GlobalShadowLimited)), (1, 1));
+    // UNKNOWN (0) is not over the limit, as in Envoy.
+    assert!(allowed(&answer(vec![])));
+    // A status OVER_LIMIT under an overall OK: Envoy lets it through, so do we.
+    assert!(allowed(&answer(response_of(1, &[(2, 0, 5), (1, 1, 5)]))));
+    // OVER_LIMIT overall with statuses that name none: every descriptor over.
+    assert_eq!(reply(&answer(response_of(2, &[(1, 1, 5), (1, 1, 5)]))).status, 429);
+    assert_eq!(h.count(0, Metric::GlobalBadResponse), 0);
+}
+
+/// The request's `hits_addend` is the descriptors' when they all agree (Limitador reads only it).
+#[test]
+fn the_shared_hits_addend_is_the_requests() {
+    use meshplug_common::proto::{Field, Reader};
+    let d = |h| global::Descriptor { entries: vec![("k".into(), "v".into())], hits_addend: h };
+    let request_hits = |ds: &[global::Descriptor]| {
+        Reader::new(&global::encode_request("shop", ds)).find_map(|f| match f {
+            Ok(Field::Varint(3, v)) => Some(v),
+            _ => None,
+        })
+    };
+    assert_eq!(request_hits(&[d(Some(3)), d(Some(3))]), Some(3));
+    assert_eq!(request_hits(&[d(Some(3)), d(Some(2))]), None, "each descriptor keeps its own");
+    assert_eq!(request_hits(&[d(Some(3)), d(None)]), None);
+    assert_eq!(request_hits(&[d(None)]), None);
+}
+
 #[test]
 fn service_failures_follow_on_error_and_are_counted() {
     let h = Host::new();
