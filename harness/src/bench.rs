@@ -173,13 +173,21 @@ fn global_cases() -> anyhow::Result<Vec<BenchCase>> {
             "rules": [{ "name": "user", "global": { "descriptors": [{ "key": "user", "header": "x-user" }] } }]
         }),
     );
+    // The same call from a module that does nothing else (tests/fixtures/noop): Envoy's Wasm gRPC path
+    // alone, once with the cluster named as text and once with the GrpcService rate-limit sends.
+    let bare_call =
+        |op: &str| WasmFilter::new("noop", crate::filters::module_dir().join("noop.wasm"), json!({ "op": op }));
     let load = Load::Header("x-user".into(), "bench-user".into());
     const UPSTREAM: &str = "Envoy → echo upstream, no filter";
     const NATIVE: &str = "native ratelimit → meshplug-rls";
+    const BARE_CALL: &str = "no-op module, one gRPC call (cluster name) → meshplug-rls";
+    const BARE_SERVICE: &str = "no-op module, one gRPC call (GrpcService) → meshplug-rls";
     let cases = vec![
         BenchCase { name: UPSTREAM.into(), baseline: None, setup: setup(vec![], vec![], false), load: load.clone() },
         case(NATIVE, UPSTREAM, setup(vec![], vec![native], true), load.clone()),
-        case("rate_limit.wasm global rule → meshplug-rls", NATIVE, setup(vec![wasm], vec![], false), load),
+        case(BARE_CALL, NATIVE, setup(vec![bare_call("grpc")], vec![], false), load.clone()),
+        case(BARE_SERVICE, BARE_CALL, setup(vec![bare_call("grpc_service")], vec![], false), load.clone()),
+        case("rate_limit.wasm global rule → meshplug-rls", BARE_SERVICE, setup(vec![wasm], vec![], false), load),
     ];
     if let Ok(mut s) = SERVICES.lock() {
         s.push(Box::new(rls));
