@@ -266,14 +266,33 @@ impl Drop for Running {
 /// the Redis at `redis_url` with keys prefixed by `prefix`. Returns once it accepts connections.
 pub fn start(domains: Vec<DomainConfig>, redis_url: &str, listen: SocketAddr, prefix: &str) -> anyhow::Result<Running> {
     let client = redis::Client::open(redis_url)?;
+    let domains: BTreeMap<String, DomainConfig> = domains.into_iter().map(|d| (d.domain.clone(), d)).collect();
+    let prefix = prefix.to_string();
+    serve(listen, move |calls| async move {
+        let redis = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
+        Ok(Service { domains, redis, prefix, calls })
+    })
+}
+
+/// Serves a `RateLimitService` on `listen` (port 0: any free port) on its own thread and runtime:
+/// `make` builds it there, given the counter its answers should increment (read by
+/// [`Running::calls`]). Returns once it accepts connections, or `make`'s error.
+pub fn serve<S, F, Fut>(listen: SocketAddr, make: F) -> anyhow::Result<Running>
+where
+    S: RateLimitService,
+    F: FnOnce(Arc<AtomicU64>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<S>>,
+{
     let std_listener = std::net::TcpListener::bind(listen)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let calls = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
-    let domains: BTreeMap<String, DomainConfig> = domains.into_iter().map(|d| (d.domain.clone(), d)).collect();
-    let (prefix, counted) = (prefix.to_string(), calls.clone());
+    let counted = calls.clone();
     let thread = std::thread::spawn(move || {
         let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
             Ok(rt) => rt,
@@ -283,10 +302,10 @@ pub fn start(domains: Vec<DomainConfig>, redis_url: &str, listen: SocketAddr, pr
             }
         };
         rt.block_on(async move {
-            let redis = match client.get_multiplexed_async_connection().await {
-                Ok(c) => c,
+            let service = match make(counted).await {
+                Ok(s) => s,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(anyhow::anyhow!("cannot connect to Redis: {e}")));
+                    let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
@@ -297,7 +316,6 @@ pub fn start(domains: Vec<DomainConfig>, redis_url: &str, listen: SocketAddr, pr
                     return;
                 }
             };
-            let service = Service { domains, redis, prefix, calls: counted };
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
             let _ = ready_tx.send(Ok(()));
             let _ = tonic::transport::Server::builder()

@@ -9,14 +9,11 @@
 //! a list of `Limit`. Not published on a registry reachable here, so it cannot be run as itself.
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
-    RateLimitService, RateLimitServiceServer,
-};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitService;
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use limitador::limit::{Context, Limit};
 use limitador::RateLimiter;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -58,54 +55,11 @@ impl RateLimitService for Service {
     }
 }
 
-/// A running stand-in. Stops when dropped.
-pub struct Limitador {
-    pub addr: SocketAddr,
-    calls: Arc<AtomicU64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Limitador {
-    /// Starts on a free port of 127.0.0.1 with `limits` (in memory); returns once it accepts
-    /// connections.
-    pub fn start(limits: Vec<Limit>) -> anyhow::Result<Self> {
-        let limiter = RateLimiter::new(10_000);
-        limiter.configure_with(limits).map_err(|e| anyhow::anyhow!("Limitador refused the limits: {e}"))?;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let calls = Arc::new(AtomicU64::new(0));
-        let service = Service { limiter: Arc::new(limiter), calls: calls.clone() };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let thread = std::thread::spawn(move || {
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                let _ = tonic::transport::Server::builder()
-                    .add_service(RateLimitServiceServer::new(service))
-                    .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async {
-                        let _ = stop_rx.await;
-                    })
-                    .await;
-            });
-        });
-        Ok(Limitador { addr, calls, stop: Some(stop_tx), thread: Some(thread) })
-    }
-
-    /// `ShouldRateLimit` calls answered so far.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Limitador {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Starts the stand-in on a free port of 127.0.0.1 with `limits` (in memory); returns once it accepts
+/// connections.
+pub fn start(limits: Vec<Limit>) -> anyhow::Result<meshplug_rls::Running> {
+    let limiter = RateLimiter::new(10_000);
+    limiter.configure_with(limits).map_err(|e| anyhow::anyhow!("Limitador refused the limits: {e}"))?;
+    let limiter = Arc::new(limiter);
+    meshplug_rls::serve(([127, 0, 0, 1], 0).into(), move |calls| async move { Ok(Service { limiter, calls }) })
 }

@@ -383,7 +383,7 @@ fn limitador_enforces_the_limits_render_generates() {
     let need = meshplug_harness::global::service_need(&config).unwrap().unwrap();
     let yaml = serde_yaml_ng::to_string(&meshplug_harness::global::limitador_limits(&need).unwrap()).unwrap();
     let limits = meshplug_tests::limitador::parse_limits(&yaml).unwrap_or_else(|e| panic!("{e}: {yaml}"));
-    let service = meshplug_tests::limitador::Limitador::start(limits).unwrap();
+    let service = meshplug_tests::limitador::start(limits).unwrap();
     let lab = lab(config, service.addr.port());
     let c = lab.envoy.client().unwrap();
     assert_eq!(statuses(&c, 5, || Req::get("/x").header("x-user", "alice")), (2, 3), "team: 4 hits, 2 per request");
