@@ -74,7 +74,10 @@ impl Body for AnswerBody {
 }
 
 fn header_map(pairs: &[(&'static str, String)]) -> hyper::HeaderMap {
-    pairs.iter().filter_map(|(k, v)| Some((hyper::header::HeaderName::from_static(k), v.parse().ok()?))).collect()
+    pairs
+        .iter()
+        .filter_map(|(k, v)| Some((hyper::header::HeaderName::from_bytes(k.as_bytes()).ok()?, v.parse().ok()?)))
+        .collect()
 }
 
 fn respond(ans: Answer) -> Response<AnswerBody> {
