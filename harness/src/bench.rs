@@ -165,14 +165,18 @@ fn global_cases() -> anyhow::Result<Vec<BenchCase>> {
             "rate_limit_service": { "grpc_service": { "envoy_grpc": { "cluster_name": "rls" } }, "transport_api_version": "V3" }
         }
     });
-    let wasm = WasmFilter::new(
-        "rate-limit",
-        module_path("rate-limit")?,
-        json!({
-            "rateLimitService": { "cluster": "rls", "domain": "bench", "timeout": "100ms" },
-            "rules": [{ "name": "user", "global": { "descriptors": [{ "key": "user", "header": "x-user" }] } }]
-        }),
-    );
+    let rate_limit = module_path("rate-limit")?;
+    let global_rule = |quota_headers: bool| {
+        WasmFilter::new(
+            "rate-limit",
+            rate_limit.clone(),
+            json!({
+                "rateLimitService": { "cluster": "rls", "domain": "bench", "timeout": "100ms" },
+                "rules": [{ "name": "user", "global": { "descriptors": [{ "key": "user", "header": "x-user" }] } }],
+                "response": { "headers": quota_headers }
+            }),
+        )
+    };
     // The same call from a module that does nothing else (tests/fixtures/noop): Envoy's Wasm gRPC path
     // alone, once with the cluster named as text and once with the GrpcService rate-limit sends.
     let bare_call =
@@ -182,12 +186,19 @@ fn global_cases() -> anyhow::Result<Vec<BenchCase>> {
     const NATIVE: &str = "native ratelimit → meshplug-rls";
     const BARE_CALL: &str = "no-op module, one gRPC call (cluster name) → meshplug-rls";
     const BARE_SERVICE: &str = "no-op module, one gRPC call (GrpcService) → meshplug-rls";
+    const NO_HEADERS: &str = "rate_limit.wasm global rule, no quota headers → meshplug-rls";
     let cases = vec![
         BenchCase { name: UPSTREAM.into(), baseline: None, setup: setup(vec![], vec![], false), load: load.clone() },
         case(NATIVE, UPSTREAM, setup(vec![], vec![native], true), load.clone()),
         case(BARE_CALL, NATIVE, setup(vec![bare_call("grpc")], vec![], false), load.clone()),
         case(BARE_SERVICE, BARE_CALL, setup(vec![bare_call("grpc_service")], vec![], false), load.clone()),
-        case("rate_limit.wasm global rule → meshplug-rls", BARE_SERVICE, setup(vec![wasm], vec![], false), load),
+        case(NO_HEADERS, BARE_SERVICE, setup(vec![global_rule(false)], vec![], false), load.clone()),
+        case(
+            "rate_limit.wasm global rule → meshplug-rls",
+            NO_HEADERS,
+            setup(vec![global_rule(true)], vec![], false),
+            load,
+        ),
     ];
     if let Ok(mut s) = SERVICES.lock() {
         s.push(Box::new(rls));
