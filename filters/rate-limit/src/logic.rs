@@ -356,13 +356,11 @@ impl RateLimit {
         }
         let headers = self.quota_headers(shown);
         // Local limits passed: global rules ask the rate limit service (one call for all of them).
-        let descriptors = self.global_descriptors(req, env);
+        let (indices, descriptors): (Vec<usize>, Vec<Descriptor>) =
+            self.global_descriptors(req, env).into_iter().unzip();
         match (&self.config.rate_limit_service, descriptors.is_empty()) {
             (Some(svc), false) => {
-                let message = global::encode_request(
-                    &svc.domain,
-                    &descriptors.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
-                );
+                let message = global::encode_request(&svc.domain, &descriptors);
                 let call = GrpcCall {
                     cluster: svc.cluster.clone(),
                     upstream: self.upstream.clone(),
@@ -370,7 +368,7 @@ impl RateLimit {
                     method: global::METHOD.into(),
                     message,
                     timeout: svc.timeout.0,
-                    carry: Carry { headers, indices: descriptors.iter().map(|(i, _)| *i).collect() },
+                    carry: Carry { headers, indices },
                 };
                 verdict(Action::Call(call), Vec::new())
             }
@@ -504,9 +502,15 @@ impl RateLimit {
             }
         }
         let mut refusal: Option<Duration> = None;
+        // Which descriptors are over: the overall code decides, as for Envoy's own `ratelimit` filter
+        // (source/extensions/filters/common/ratelimit/ratelimit_impl.cc: OVER_LIMIT refuses, OK and
+        // UNKNOWN do not); statuses, when the service sends them, say which descriptors are over. An
+        // answer without statuses (Limitador's) or whose statuses name none puts every one over.
+        let over_limit = response.overall_code == global::CODE_OVER_LIMIT;
+        let attributed = response.statuses.iter().any(|s| s.code == global::CODE_OVER_LIMIT);
         for (n, i) in rules.iter().enumerate() {
             let status = response.statuses.get(n);
-            let over = over_limit(&response, status);
+            let over = over_limit && (!attributed || status.is_some_and(|s| s.code == global::CODE_OVER_LIMIT));
             if !over {
                 env.metrics.increment(metric_index(*i, Metric::GlobalAllowed));
             } else if self.config.rules.get(*i).is_some_and(|r| r.shadow) {
@@ -590,22 +594,6 @@ impl RateLimit {
             }
         }
         Err(format!("compare-and-swap lost {MAX_CAS_RETRIES} times in a row"))
-    }
-}
-
-/// Whether the service's answer puts a descriptor over its limit. The overall code decides, as it does
-/// for Envoy's own `ratelimit` filter (source/extensions/filters/common/ratelimit/ratelimit_impl.cc:
-/// OVER_LIMIT refuses; OK and UNKNOWN do not); the descriptor's own status, when the service gives
-/// statuses, says which descriptors are over. An answer without statuses (Limitador's) or whose
-/// statuses name none puts every descriptor over.
-fn over_limit(response: &global::Response, status: Option<&global::Status>) -> bool {
-    if response.overall_code != global::CODE_OVER_LIMIT {
-        return false;
-    }
-    let attributed = response.statuses.iter().any(|s| s.code == global::CODE_OVER_LIMIT);
-    match status {
-        Some(s) if attributed => s.code == global::CODE_OVER_LIMIT,
-        _ => true,
     }
 }
 
