@@ -42,6 +42,8 @@ pub struct LabBuilder {
     pub bundle: bool,
     /// Envoy `failure_policy` per module name (default `FAIL_CLOSED`).
     pub failure_policies: BTreeMap<String, String>,
+    /// Extra environment for the Envoy process.
+    pub envoy_env: Vec<(String, String)>,
 }
 
 impl Default for LabBuilder {
@@ -57,6 +59,7 @@ impl Default for LabBuilder {
             extra_clusters: vec![],
             bundle: false,
             failure_policies: BTreeMap::new(),
+            envoy_env: Vec::new(),
         }
     }
 }
@@ -145,6 +148,7 @@ impl LabBuilder {
             envoy: None,
             extra_clusters: vec![],
             failure_policies: BTreeMap::new(),
+            envoy_env: Vec::new(),
         })
     }
 
@@ -259,6 +263,7 @@ impl LabBuilder {
         let config = self.setup(&ports)?.render();
         let mut opts = EnvoyOptions::new(binary.clone());
         opts.concurrency = self.concurrency;
+        opts.env = self.envoy_env.clone();
         let envoy = RunningEnvoy::start(&config, &opts)?;
         Ok(Lab { envoy, upstreams, binary, config, rate_limit_service })
     }

@@ -24,11 +24,13 @@ pub struct EnvoyOptions {
     pub log_level: String,
     /// Pin Envoy to these CPUs (`taskset -c`), for benchmarks.
     pub cpus: Option<String>,
+    /// Extra environment for the Envoy process (e.g. a test's `LD_PRELOAD` of libfaketime).
+    pub env: Vec<(String, String)>,
 }
 
 impl EnvoyOptions {
     pub fn new(binary: EnvoyBinary) -> Self {
-        Self { binary, concurrency: 2, log_level: "info".into(), cpus: None }
+        Self { binary, concurrency: 2, log_level: "info".into(), cpus: None, env: Vec::new() }
     }
 }
 
@@ -51,7 +53,8 @@ fn scratch_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn spawn(binary: &Path, args: &[String], log: &Path, cpus: Option<&str>) -> anyhow::Result<Child> {
+fn spawn(binary: &Path, args: &[String], log: &Path, opts: &EnvoyOptions) -> anyhow::Result<Child> {
+    let cpus = opts.cpus.as_deref();
     use std::os::unix::process::CommandExt;
     let log_file = std::fs::File::create(log)?;
     let mut cmd = match cpus {
@@ -63,6 +66,7 @@ fn spawn(binary: &Path, args: &[String], log: &Path, cpus: Option<&str>) -> anyh
         None => Command::new(binary),
     };
     cmd.args(args).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
     // If this process dies without running destructors (SIGKILL, abort), the kernel kills Envoy too.
     unsafe {
         cmd.pre_exec(|| {
@@ -105,7 +109,7 @@ impl RunningEnvoy {
             "--admin-address-path".into(),
             admin_path.display().to_string(),
         ];
-        let child = spawn(&opts.binary.path, &args, &dir.join("envoy.log"), opts.cpus.as_deref())?;
+        let child = spawn(&opts.binary.path, &args, &dir.join("envoy.log"), opts)?;
         let mut envoy = RunningEnvoy {
             child: Some(child),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -280,3 +280,45 @@ fn a_client_that_gives_up_frees_its_fault_slot() {
     });
     assert!(freed, "the slot of the abandoned request was not released");
 }
+
+/// A step back of the wall clock does not hold a parked request longer: the chain parks requests on
+/// Envoy's monotonic clock (WASI `clock_time_get(1)`), not on wall time. Envoy runs with a test shim
+/// preloaded (tests/fixtures/wallclock-shim/shim.c, built here with the machine's C compiler) that
+/// offsets its wall clock by the seconds written in a file, which the test rewrites while the request
+/// is parked: 30 s back. With wall-clock deadlines the request waited the 1 s delay plus the 30 s step.
+#[test]
+fn a_wall_clock_step_back_does_not_hold_a_delayed_request() {
+    let root = meshplug_harness::filters::workspace_root();
+    let dir = std::env::temp_dir().join(format!("meshplug-wallclock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shim = dir.join("shim.so");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&shim)
+        .arg(root.join("tests/fixtures/wallclock-shim/shim.c"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "could not build the wall-clock shim with cc");
+    let offset = dir.join("offset");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let mut builder = meshplug_tests::builder().filter(FAULT, json!({"rules": [{"delay": {"fixedDelay": "1s"}}]}));
+    builder.envoy_env = vec![
+        ("LD_PRELOAD".into(), shim.display().to_string()),
+        ("MESHPLUG_WALLCLOCK_OFFSET_FILE".into(), offset.display().to_string()),
+    ];
+    let lab = builder.start().unwrap_or_else(|e| panic!("could not start Envoy with the wall-clock shim: {e:#}"));
+    let client = lab.envoy.client().unwrap();
+    let r = client.get("/before").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.elapsed >= ms(1000) && r.elapsed < ms(5000), "the delay before any step: {:?}", r.elapsed);
+    let url = lab.envoy.url();
+    let parked = std::thread::spawn(move || meshplug_tests::Client::new(&url).unwrap().get("/stepped").unwrap());
+    std::thread::sleep(ms(300));
+    std::fs::write(&offset, "-30\n").unwrap();
+    let r = parked.join().unwrap();
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.status, 200);
+    assert!(r.elapsed < ms(10_000), "a 30 s step back of the wall clock held the request {:?}", r.elapsed);
+    assert!(r.elapsed >= ms(1000), "the delay still applies: {:?}", r.elapsed);
+}

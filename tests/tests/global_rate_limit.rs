@@ -153,6 +153,94 @@ fn a_global_rule_is_enforced_by_the_service() {
     assert_eq!(metric(&lab, "per-user.global_allowed"), 6);
 }
 
+/// Cluster names of any length Envoy accepts reach the service: an Istio cluster name
+/// (`outbound|<port>||<host>`, whose host is also the calls' `:authority`) of 60, 127 and 200 bytes.
+/// Past about 123 bytes for both names together the serialized GrpcService needs two-byte lengths,
+/// which are not UTF-8; when they were converted lossily on the way to the host, Envoy could not parse
+/// the service and every request got `statusOnError` (this test then saw 500 for 127 and 200).
+#[test]
+fn long_cluster_names_reach_the_service() {
+    let redis = RedisServer::start().unwrap();
+    let rls = service(&redis, GLOBAL_CONFIG, "long-names:");
+    for len in [60usize, 127, 200] {
+        let prefix = "outbound|8081||";
+        let suffix = ".rate-limiting.svc.cluster.local";
+        let host = format!("{}{suffix}", "r".repeat(len - prefix.len() - suffix.len()));
+        let cluster = format!("{prefix}{host}");
+        assert_eq!(cluster.len(), len);
+        let config = global_config(json!({}), json!({"cluster": cluster}));
+        let lab = meshplug_tests::builder()
+            .filter("rate-limit", config)
+            .grpc_cluster(&cluster, rls.addr.port())
+            .start()
+            .unwrap_or_else(|e| panic!("could not start Envoy: {e:#}"));
+        let c = lab.envoy.client().unwrap();
+        let user = format!("user-{len}");
+        let (ok, limited) = statuses(&c, 7, || Req::get("/x").header("x-user", &user));
+        assert_eq!((ok, limited), (5, 2), "{len}-byte cluster name: the service's 5 per hour, enforced");
+    }
+    assert_eq!(rls.calls(), 21, "every request asked the service");
+}
+
+/// A `RateLimitResponse` with overall code `code`, `response_headers_to_add` and
+/// `request_headers_to_add` (fields 1, 3, 4), and a `raw_body` of `padding` bytes (field 5).
+fn rls_answer(code: u64, response: &[(&str, &str)], request: &[(&str, &str)], padding: usize) -> Vec<u8> {
+    use meshplug_common::proto::Writer;
+    let mut w = Writer::default();
+    w.uint(1, code);
+    for (field, headers) in [(3, response), (4, request)] {
+        for (k, v) in headers {
+            let mut h = Writer::default();
+            h.bytes(1, k.as_bytes()).bytes(2, v.as_bytes());
+            w.message(field, &h.bytes);
+        }
+    }
+    w.bytes(5, &vec![b'x'; padding]);
+    w.bytes
+}
+
+/// What a service may send is bounded: an answer over 64 KiB is a bad response (never copied into the
+/// VM), and headers that would break framing or hop routing are dropped and counted, while the rest of
+/// the answer holds.
+#[test]
+fn oversized_answers_and_framing_headers_from_the_service_are_refused() {
+    // 100 KiB: over the cap. The filter answers as for any bad response (onError: deny → 500).
+    let big = StubServer::grpc(&rls_answer(1, &[], &[], 100 * 1024)).unwrap();
+    let lab_big = lab(global_config(json!({}), json!({})), big.addr.port());
+    let r = lab_big.envoy.client().unwrap().send(Req::get("/").header("x-user", "a")).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (500, "rate limit service unavailable\n"), "over 64 KiB");
+    assert!(meshplug_tests::eventually(std::time::Duration::from_secs(3), || metric(
+        &lab_big,
+        "per-user.global_bad_response"
+    ) == 1));
+    // Just under the cap: an answer like any other.
+    let fits = StubServer::grpc(&rls_answer(1, &[], &[], 60 * 1024)).unwrap();
+    let lab_fits = lab(global_config(json!({}), json!({})), fits.addr.port());
+    assert_eq!(lab_fits.envoy.client().unwrap().send(Req::get("/").header("x-user", "a")).unwrap().status, 200);
+
+    // OK, with headers to add: the framing and hop ones are dropped, the others kept.
+    let answer = rls_answer(
+        1,
+        &[("content-length", "0"), ("transfer-encoding", "chunked"), ("connection", "close"), ("x-quota-note", "kept")],
+        &[("host", "evil.example"), ("x-rls-tag", "tagged"), ("upgrade", "websocket")],
+        0,
+    );
+    let headers = StubServer::grpc(&answer).unwrap();
+    let lab_headers = lab(global_config(json!({}), json!({})), headers.addr.port());
+    let r = lab_headers.envoy.client().unwrap().send(Req::get("/h").header("x-user", "a")).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-quota-note"), Some("kept"));
+    assert_ne!(r.header("connection"), Some("close"));
+    let seen = r.json();
+    assert_eq!(seen["headers"]["x-rls-tag"], "tagged", "a request header the service adds reaches the upstream");
+    assert_ne!(seen["headers"]["host"], "evil.example");
+    assert_ne!(seen["headers"]["upgrade"], "websocket");
+    assert!(meshplug_tests::eventually(std::time::Duration::from_secs(3), || metric(
+        &lab_headers,
+        "per-user.global_headers_dropped"
+    ) == 5));
+}
+
 /// Two Envoys (two replicas, two workers each) sharing one global limit admit the limit in total under
 /// concurrent load from both.
 #[test]

@@ -178,6 +178,25 @@ fn policies_allow_and_deny_as_istio_does() {
     assert!(eventually(ms(3000), || metric(&lab, JWT, "policy_deny") >= 6));
 }
 
+/// A header sent twice is judged as Envoy's RBAC judges it (Istio's AuthorizationPolicy): its values
+/// joined with `,`. `x-client: web` + `x-client: mobile-legacy` is `web,mobile-legacy`, which a DENY
+/// on `*-legacy` refuses; reading the first value only let it through (200).
+#[test]
+fn a_repeated_header_cannot_escape_a_deny() {
+    let lab = lab_with(
+        JWT,
+        inline(json!({"policies": [
+            {"action": "DENY", "rules": [{"when": [{"key": "request.headers[x-client]", "values": ["*-legacy"]}]}]}]})),
+    );
+    let client = lab.envoy.client().unwrap();
+    let one = |v: &str| Req::get("/api").header("x-client", v);
+    assert_eq!(client.send(one("web")).unwrap().status, 200);
+    assert_eq!(client.send(one("mobile-legacy")).unwrap().status, 403);
+    let r = client.send(one("web").header("x-client", "mobile-legacy")).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (403, "RBAC: access denied"), "web,mobile-legacy ends in -legacy");
+    assert_eq!(client.send(one("mobile-legacy").header("x-client", "web")).unwrap().status, 200, "web is the end");
+}
+
 #[test]
 fn verified_claims_key_the_rate_limit_and_cannot_be_forged() {
     let lab = meshplug_tests::builder()

@@ -195,9 +195,10 @@ fn values_of(key: &ConditionKey, req: &dyn RequestHeaders, auth: &Auth) -> Vec<S
         }
         ConditionKey::Presenter => auth.claims.and_then(|c| c.get("azp")).and_then(scalar).into_iter().collect(),
         // A value that is not UTF-8 is compared with its invalid sequences as U+FFFD (it can never
-        // equal a configured value, and `*` still matches it).
+        // equal a configured value, and `*` still matches it). A repeated header is one value, its
+        // values joined with `,`, as Envoy's RBAC filter (Istio's AuthorizationPolicy) sees it.
         ConditionKey::Header(name) => {
-            req.header(name).into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect()
+            req.header_joined(name).into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect()
         }
     }
 }

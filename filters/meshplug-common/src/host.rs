@@ -17,6 +17,21 @@ pub trait RequestHeaders {
     fn header(&self, name: &str) -> Option<Vec<u8>>;
     /// Every value of header `name` (lower-case), in the order Envoy holds them.
     fn header_values(&self, name: &str) -> Vec<Vec<u8>>;
+
+    /// Header `name` as Envoy's header matchers see it (route matching, RBAC, Istio's
+    /// AuthorizationPolicy `request.headers`): every value joined with `,`
+    /// (`Http::HeaderUtility::getAllOfHeaderAsString` in Envoy's `source/common/http/header_utility.cc`).
+    /// A client sending `x-client: web` and `x-client: mobile-legacy` is judged as `web,mobile-legacy`,
+    /// not as its first value: a matcher that read only the first value would let that request escape
+    /// a DENY on `*-legacy`, which Istio's own filters would refuse.
+    fn header_joined(&self, name: &str) -> Option<Vec<u8>> {
+        let mut values = self.header_values(name);
+        match values.len() {
+            0 => None,
+            1 => values.pop(),
+            _ => Some(values.join(&b',')),
+        }
+    }
 }
 
 /// Request attributes beyond headers (Envoy's attribute paths, e.g. `["source", "address"]`).

@@ -211,8 +211,9 @@ impl HttpMatchRequest {
                 }
             }
         }
-        let headers_hold = self.headers.iter().all(|(name, m)| m.matches(req.header(name).as_deref()));
-        let without_hold = self.without_headers.iter().all(|(name, m)| !m.matches(req.header(name).as_deref()));
+        // A repeated header is matched as its values joined with `,`, as Envoy's route matching sees it.
+        let headers_hold = self.headers.iter().all(|(name, m)| m.matches(req.header_joined(name).as_deref()));
+        let without_hold = self.without_headers.iter().all(|(name, m)| !m.matches(req.header_joined(name).as_deref()));
         headers_hold && without_hold
     }
 }

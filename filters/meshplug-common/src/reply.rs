@@ -33,8 +33,8 @@ pub enum Action {
 pub struct GrpcCall {
     pub cluster: String,
     /// The serialized `envoy.config.core.v3.GrpcService` naming the cluster and `:authority` (built once,
-    /// with [`grpc_service`], when the filter is configured).
-    pub upstream: String,
+    /// with [`grpc_service`], when the filter is configured; shared by every call, not copied).
+    pub upstream: std::rc::Rc<[u8]>,
     /// Fully qualified service name, e.g. `envoy.service.ratelimit.v3.RateLimitService`.
     pub service: String,
     pub method: String,
@@ -64,7 +64,16 @@ pub enum CallOutcome {
     /// Any other gRPC status (4 DEADLINE_EXCEEDED for a timeout, 14 UNAVAILABLE when the service cannot
     /// be reached), or the call could not be started (reported as 14).
     Failed(u32),
+    /// Status OK, but the message was not taken in: larger than [`MAX_GRPC_ANSWER`] (not copied into
+    /// the VM, whose memory never shrinks), or the host could not hand it over whole. A bad answer, not
+    /// an empty one (an empty message would read as an answer with every field at its default).
+    Unreadable(&'static str),
 }
+
+/// The largest gRPC answer a filter takes into its VM (64 KiB). A rate limit service's answer is a few
+/// hundred bytes; a Wasm VM's memory grows and never shrinks, so a service answering megabytes would
+/// leave every worker that much bigger for its lifetime.
+pub const MAX_GRPC_ANSWER: usize = 64 * 1024;
 
 /// gRPC status codes the filters act on.
 pub const GRPC_DEADLINE_EXCEEDED: u32 = 4;
@@ -73,12 +82,17 @@ pub const GRPC_UNAVAILABLE: u32 = 14;
 /// The upstream of a [`GrpcCall`]: a serialized `envoy.config.core.v3.GrpcService` with
 /// `envoy_grpc.cluster_name` and `authority` (Envoy's default `:authority` is the cluster name, which an
 /// Istio cluster name such as `outbound|8081||host` makes invalid for most gRPC servers). Envoy reads
-/// it unambiguously (a bare cluster name is first tried as a serialized GrpcService). Names up to 120
-/// bytes keep every length one byte, so the bytes are ASCII (the host call takes a string).
-pub fn grpc_service(cluster: &str, authority: &str) -> String {
+/// it unambiguously (`Context::grpcCall` in Envoy's `source/extensions/common/wasm/context.cc` parses
+/// the upstream as a GrpcService first, and only when that fails takes it as a cluster name).
+///
+/// These are bytes, not text: once the names pass about 123 bytes together a length takes two varint
+/// bytes (≥ 0x80), which are not UTF-8. They reach the host unchanged (see
+/// `wasm::ffi::dispatch_grpc_call`); an earlier form went through a lossy UTF-8 conversion here, which
+/// replaced those bytes with U+FFFD and made every call with an ordinary long in-mesh name unparsable.
+pub fn grpc_service(cluster: &str, authority: &str) -> Vec<u8> {
     let mut envoy_grpc = crate::proto::Writer::default();
     envoy_grpc.bytes(1, cluster.as_bytes()).bytes(2, authority.as_bytes());
     let mut service = crate::proto::Writer::default();
     service.message(1, &envoy_grpc.bytes);
-    String::from_utf8_lossy(&service.bytes).into_owned()
+    service.bytes
 }

@@ -67,8 +67,9 @@ pub struct ServiceConfig {
 pub const DEFAULT_SERVICE_TIMEOUT: Duration = Duration::from_millis(100);
 pub const MAX_SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_STATUS_ON_ERROR: u16 = 500;
-/// Cluster names are sent inside a serialized GrpcService whose length must fit one byte.
-pub const MAX_CLUSTER_NAME: usize = 120;
+/// A bound on the cluster name and authority (Envoy sets none; a Kubernetes service's Istio cluster name
+/// is at most about 170 bytes): far above any real name, it keeps a typo of a whole file out.
+pub const MAX_CLUSTER_NAME: usize = 1024;
 pub const MAX_DESCRIPTOR_ENTRIES: usize = 16;
 
 impl ServiceConfig {

@@ -142,12 +142,40 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response, Malformed> {
     Ok(r)
 }
 
-/// A header the service asked for is used only if its name is a lower-case token and its value has no
-/// control characters (no response splitting through a misbehaving service).
+/// Headers a service may not set: they frame the message or steer the hop (RFC 9110 §7.6.1's
+/// connection-specific fields, `content-length`, `host`). A service asking for one is misbehaving or
+/// hostile; honouring it could desynchronise the connection (`content-length`, `transfer-encoding`)
+/// or re-route the request (`host`). Pseudo-headers (`:authority`, `:path`, …) never pass
+/// [`safe_header`]'s name check.
+pub const REFUSED_HEADERS: [&str; 10] = [
+    "connection",
+    "content-length",
+    "host",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A header the service asked for is used only if its name is a lower-case token (so no pseudo-header),
+/// not one of [`REFUSED_HEADERS`], and its value has no control characters (no response splitting
+/// through a misbehaving service).
 pub fn safe_header((name, value): &(String, String)) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && !REFUSED_HEADERS.contains(&name.as_str())
         && value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// The headers of `asked` that are [`safe_header`]s, and how many were dropped.
+pub fn usable_headers(asked: Vec<(String, String)>) -> (Vec<(String, String)>, usize) {
+    let total = asked.len();
+    let usable: Vec<(String, String)> = asked.into_iter().filter(safe_header).collect();
+    let dropped = total - usable.len();
+    (usable, dropped)
 }
 
 /// A request value as a descriptor value: protobuf strings must be UTF-8, so bytes that are not are

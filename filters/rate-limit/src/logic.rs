@@ -48,6 +48,7 @@ meshplug_common::metric_table! {
         GlobalTimeout => "global_timeout",
         GlobalUnavailable => "global_unavailable",
         GlobalBadResponse => "global_bad_response",
+        GlobalHeadersDropped => "global_headers_dropped",
     }
 }
 
@@ -172,7 +173,7 @@ pub struct RateLimit {
     seed_key: String,
     global_log: LogThrottle,
     /// The rate limit service's serialized GrpcService, built once here rather than per request.
-    upstream: String,
+    upstream: std::rc::Rc<[u8]>,
 }
 
 /// The quota a request's own `ratelimit-*` headers carry (set before the service was asked).
@@ -231,7 +232,8 @@ impl RateLimit {
         let upstream = config
             .rate_limit_service
             .as_ref()
-            .map_or_else(String::new, |svc| meshplug_common::reply::grpc_service(&svc.cluster, &svc.authority()));
+            .map_or_else(Vec::new, |svc| meshplug_common::reply::grpc_service(&svc.cluster, &svc.authority()))
+            .into();
         Ok(Self { config, rules, now, seed: Cell::new((0, 0)), seed_key, global_log: LogThrottle::default(), upstream })
     }
 
@@ -451,6 +453,7 @@ impl RateLimit {
                 Some((Metric::GlobalTimeout, "did not answer in time".to_string()))
             }
             CallOutcome::Failed(code) => Some((Metric::GlobalUnavailable, format!("failed (gRPC status {code})"))),
+            CallOutcome::Unreadable(why) => Some((Metric::GlobalBadResponse, why.to_string())),
             CallOutcome::Ok(_) => None,
         };
         let answer = match (&outcome, failure) {
@@ -521,19 +524,22 @@ impl RateLimit {
                 refusal = Some(refusal.map_or(wait, |w| w.max(wait)));
             }
         }
-        let service_headers: Vec<(String, String)> =
-            response.response_headers.into_iter().filter(global::safe_header).collect();
+        // Headers the service asks for: only those that cannot break the message or its routing; the
+        // others are dropped and counted (under every rule asked).
+        let (service_headers, dropped) = global::usable_headers(response.response_headers);
+        let (request_headers, dropped_request) = global::usable_headers(response.request_headers);
+        for _ in 0..dropped + dropped_request {
+            for i in &rules {
+                env.metrics.increment(metric_index(*i, Metric::GlobalHeadersDropped));
+            }
+        }
         if let Some(wait) = refusal {
             let body = (!response.raw_body.is_empty()).then_some(response.raw_body);
             return self.refuse(shown, wait, service_headers, body);
         }
         let mut headers = self.quota_headers(shown);
         headers.extend(service_headers);
-        Verdict {
-            action: Action::Continue,
-            response_headers: headers,
-            request_headers: response.request_headers.into_iter().filter(global::safe_header).collect(),
-        }
+        Verdict { action: Action::Continue, response_headers: headers, request_headers }
     }
 
     /// Checks and charges every limit of one rule for `key`, atomically for the rule.

@@ -131,6 +131,36 @@ proptest! {
         prop_assert_eq!(uri_only.matches(&req), normalized_path(&p) == wanted.as_bytes());
     }
 
+    /// However often a header is repeated and whatever its values, a header match judges what Envoy's
+    /// route matching and RBAC judge (`getAllOfHeaderAsString`): the values joined with `,`. So the
+    /// same request with the header sent once, already joined, matches the same way, and a suffix DENY
+    /// (`*-legacy`) catches the value wherever it stands.
+    #[test]
+    fn repeated_headers_match_as_their_joined_values(
+        values in prop::collection::vec(bytes(), 1..5),
+        others in header_pairs(&["x-user", ":method"]),
+        suffix in "-[a-z]{0,4}",
+    ) {
+        let list: MatchList = parse_value(&json!([
+            {"headers": {"x-client": {"regex": format!(".*{suffix}")}}},
+            {"headers": {"x-client": {"prefix": "web"}}, "withoutHeaders": {"x-client": {"exact": "web"}}},
+        ])).unwrap();
+        let mut repeated = TestRequest::new("GET", "/");
+        repeated.0.extend(others.iter().filter(|(k, _)| k != "x-client").cloned());
+        let mut once = TestRequest(repeated.0.clone(), Vec::new());
+        for v in &values {
+            repeated.0.push(("x-client".into(), v.clone()));
+        }
+        let joined = values.join(&b',');
+        once.0.push(("x-client".into(), joined.clone()));
+        prop_assert_eq!(list.matches(&repeated), list.matches(&once));
+        let last_has_suffix = values.last().is_some_and(|v| v.ends_with(suffix.as_bytes()));
+        if last_has_suffix && !joined.contains(&b'\n') {
+            let deny: MatchList = parse_value(&json!([{"headers": {"x-client": {"regex": format!(".*{suffix}")}}}])).unwrap();
+            prop_assert!(deny.matches(&repeated), "the suffix of the last value is the suffix of the joined header");
+        }
+    }
+
     /// A claim read from published claims (bytes from filter state) never panics.
     #[test]
     fn claims_are_read_from_any_bytes(published in bytes(), name in "[a-z.]{0,6}") {

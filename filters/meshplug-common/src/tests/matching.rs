@@ -102,3 +102,16 @@ fn values_that_are_not_utf8_compare_as_bytes() {
     assert!(!list(r#"[{"headers":{"x-ua":{"regex":"[a-z]+"}}}]"#).matches(&r));
     assert!(list(r#"[{"headers":{"x-ua":{"present":true}}}]"#).matches(&r));
 }
+
+/// A header sent twice is matched as Envoy's route matching and RBAC see it: its values joined with `,`
+/// (`getAllOfHeaderAsString`), not its first value. Fails when the matcher reads the first value only.
+#[test]
+fn a_repeated_header_is_matched_as_its_values_joined() {
+    let r = TestRequest::new("GET", "/").with("x-client", "web").with("x-client", "mobile-legacy");
+    assert!(list(r#"[{"headers":{"x-client":{"regex":".*-legacy"}}}]"#).matches(&r), "web,mobile-legacy");
+    assert!(list(r#"[{"headers":{"x-client":{"exact":"web,mobile-legacy"}}}]"#).matches(&r));
+    assert!(!list(r#"[{"headers":{"x-client":{"exact":"web"}}}]"#).matches(&r), "not the first value alone");
+    assert!(!list(r#"[{"withoutHeaders":{"x-client":{"regex":".*legacy"}}}]"#).matches(&r));
+    assert_eq!(r.header_joined("x-client").as_deref(), Some(&b"web,mobile-legacy"[..]));
+    assert_eq!(r.header_joined("x-none"), None);
+}

@@ -28,9 +28,10 @@ use crate::config::ConfigError;
 use crate::host::{Clock, RequestHeaders, RequestProperties};
 use crate::reply::{
     Action as Decided, CallOutcome, Carry, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE,
+    MAX_GRPC_ANSWER,
 };
 use crate::timers::{TimerId, Timers};
-use crate::wasm::{self, ffi, HostErrorLog, ProxyClock, ProxyMetrics, METRICS_FLUSH};
+use crate::wasm::{self, ffi, HostErrorLog, MonotonicClock, ProxyClock, ProxyMetrics, METRICS_FLUSH};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::{Cell, RefCell};
@@ -203,10 +204,21 @@ impl RequestProperties for ChainRequest {
     }
 }
 
+/// The message of a gRPC call that ended OK: taken in whole, up to [`MAX_GRPC_ANSWER`] bytes.
+fn read_answer(size: usize) -> CallOutcome {
+    if size > MAX_GRPC_ANSWER {
+        return CallOutcome::Unreadable("answered more than 64 KiB");
+    }
+    match ffi::get_buffer(ffi::BUFFER_GRPC_RECEIVE, 0, size) {
+        // (An empty message, size 0, comes back as an absent buffer: `Ok` and empty, an answer.)
+        Ok(bytes) if bytes.len() == size => CallOutcome::Ok(bytes),
+        _ => CallOutcome::Unreadable("answered a message the host could not hand over whole"),
+    }
+}
+
 /// Starts a gRPC call through the SDK from `ctx` (which the SDK then gives the answer to).
 fn dispatch(ctx: &dyn Context, call: &GrpcCall) -> Result<u32, u32> {
-    ctx.dispatch_grpc_call(&call.upstream, &call.service, &call.method, vec![], Some(&call.message), call.timeout)
-        .map_err(|s| s as u32)
+    ffi::dispatch_grpc_call(ctx, &call.upstream, &call.service, &call.method, &call.message, call.timeout)
 }
 
 /// One filter's proxy-wasm side, built from its pluginConfig in `on_configure`.
@@ -375,7 +387,8 @@ impl Chain {
                 } else {
                     request.next.set(usize::MAX);
                 }
-                let deadline = request.view.now() + delay;
+                // On the monotonic clock: a wall-clock step must not hold the request longer.
+                let deadline = MonotonicClock.now() + delay;
                 let id = self.parked.borrow_mut().push(deadline, Parked { context_id, then, request: request.clone() });
                 request.parked.set(Some(id));
                 self.retick();
@@ -388,7 +401,7 @@ impl Chain {
                     // reported a little before `now + timeout` reads as passed, so allow a tenth (at least
                     // 5 ms). A failure that fast is otherwise a refused connection, which takes far less.
                     let margin = (call.timeout / 10).max(Duration::from_millis(5));
-                    let deadline = ProxyClock.now() + call.timeout.saturating_sub(margin);
+                    let deadline = MonotonicClock.now() + call.timeout.saturating_sub(margin);
                     let waiting =
                         Waiting { context_id, request: request.clone(), stage: index, carry: call.carry, deadline };
                     self.calls.borrow_mut().insert(token, waiting);
@@ -414,6 +427,8 @@ impl Chain {
             return;
         };
         request.calling.set(None);
+        // Time passed while the call ran: what the stages decide next reads the clock again.
+        request.view.now.set(None);
         // The answer may come to the root context (a call made while the root resumed the request
         // after a delay): act on the request's own context. A request that went away: nothing to do.
         if ffi::set_effective_context(context_id).is_err() {
@@ -421,8 +436,8 @@ impl Chain {
             return;
         }
         let outcome = if status == 0 {
-            CallOutcome::Ok(ffi::get_buffer(ffi::BUFFER_GRPC_RECEIVE, 0, size).unwrap_or_default())
-        } else if ProxyClock.now() >= deadline {
+            read_answer(size)
+        } else if MonotonicClock.now() >= deadline {
             CallOutcome::Failed(GRPC_DEADLINE_EXCEEDED)
         } else {
             CallOutcome::Failed(status)
@@ -539,7 +554,7 @@ impl RootContext for ChainRoot {
 
     fn on_tick(&mut self) {
         let Some(chain) = self.chain.clone() else { return };
-        let now = ProxyClock.now();
+        let now = MonotonicClock.now();
         if !chain.parked.borrow().is_empty() {
             chain.wake_due(&*self, now);
         }

@@ -150,6 +150,22 @@ pub fn current_time() -> Option<Duration> {
     Some(Duration::from_nanos(t))
 }
 
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn clock_time_get(clock_id: u32, precision: u64, time: *mut u64) -> u16;
+}
+
+/// WASI's monotonic clock (id 1): what deadlines within one VM are measured on. Envoy answers it with
+/// its dispatcher's monotonic time (proxy-wasm-cpp-host `src/exports.cc`,
+/// `wasi_unstable_clock_time_get`: 1 → `getMonotonicTimeNanoseconds`), so a step of the wall clock
+/// (NTP, an operator) neither holds a parked request longer nor wakes it early. Declared here rather
+/// than read through `std::time::Instant`, which panics when the host refuses the call.
+pub fn monotonic_time() -> Option<Duration> {
+    let mut t = 0u64;
+    // SAFETY: `t` is a live u64 the host writes.
+    (unsafe { clock_time_get(1, 1, &mut t) } == 0).then(|| Duration::from_nanos(t))
+}
+
 pub fn set_tick_period(period: Duration) -> Result<(), Status> {
     let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
     // SAFETY: no pointers.
@@ -284,6 +300,33 @@ pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, St
 }
 
 /// Defines a counter; its id.
+/// Starts a unary gRPC call from `ctx` through the SDK, which registers the token so that the answer
+/// comes back to `ctx`. `upstream` is a serialized `GrpcService` (see `reply::grpc_service`): bytes
+/// that are not UTF-8 once a length takes two varint bytes.
+///
+/// The SDK's `dispatch_grpc_call` takes the upstream as `&str` and only hands its pointer and length to
+/// the host (`hostcalls::dispatch_grpc_call` in proxy-wasm 0.2.5, the version the workspace pins): so
+/// the bytes are passed as they are through a `&str` view that is never read as text. A `str` that is
+/// not UTF-8 is a library-level invariant, not language UB (std's `str` docs): it is undefined only if
+/// code relies on the contents being UTF-8, and the SDK's function does not. The view is built only for
+/// that one call. (A callout the module dispatched through its own import would not be registered with
+/// the SDK's dispatcher, which then drops the answer: that is why the SDK is used here.)
+pub fn dispatch_grpc_call(
+    ctx: &dyn proxy_wasm::traits::Context,
+    upstream: &[u8],
+    service: &str,
+    method: &str,
+    message: &[u8],
+    timeout: Duration,
+) -> Result<u32, Status> {
+    let upstream_view: &str = match std::str::from_utf8(upstream) {
+        Ok(text) => text,
+        // SAFETY: see the function's doc: the SDK passes `as_ptr()`/`len()` to the host and nothing else.
+        Err(_) => unsafe { std::str::from_utf8_unchecked(upstream) },
+    };
+    ctx.dispatch_grpc_call(upstream_view, service, method, vec![], Some(message), timeout).map_err(|s| s as u32)
+}
+
 pub fn define_counter(name: &str) -> Result<u32, Status> {
     let mut id = 0u32;
     // SAFETY: `name` is live for the call; out-pointer to a live local.

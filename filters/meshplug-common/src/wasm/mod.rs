@@ -92,6 +92,17 @@ impl Clock for ProxyClock {
     }
 }
 
+/// Envoy's monotonic clock (since some fixed moment, not the epoch): for deadlines and periods within
+/// one VM, which a step of the wall clock must not move. Falls back to the wall clock on a host without
+/// WASI's monotonic clock.
+pub struct MonotonicClock;
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Duration {
+        ffi::monotonic_time().unwrap_or_else(|| ProxyClock.now())
+    }
+}
+
 /// Envoy's shared data (process-wide, keyed within the plugin's `vm_id`).
 pub struct ProxySharedData;
 

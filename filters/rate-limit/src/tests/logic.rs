@@ -309,8 +309,8 @@ fn a_global_rule_asks_the_service_after_the_local_limits() {
     assert_eq!((c.cluster.as_str(), c.service.as_str(), c.method.as_str()), ("rls", global::SERVICE, global::METHOD));
     assert_eq!(c.timeout, Duration::from_millis(250));
     assert_eq!(
-        c.upstream,
-        meshplug_common::reply::grpc_service("rls", "rls"),
+        &*c.upstream,
+        meshplug_common::reply::grpc_service("rls", "rls").as_slice(),
         "cluster and :authority, built at configure time"
     );
     assert_eq!(header(&c.carry.headers, "ratelimit-remaining"), Some("9"), "the local quota travels with the call");
@@ -445,6 +445,10 @@ fn service_failures_follow_on_error_and_are_counted() {
     let two = response_of(1, &[(1, 1, 1), (1, 1, 1)]);
     let _ = rl.on_global_response(&env, CallOutcome::Ok(two), carry.clone());
     assert_eq!(h.count(0, Metric::GlobalBadResponse), 2);
+    // An answer the host could not hand over whole (or over the size cap) is a bad one, not an empty OK.
+    let unreadable = rl.on_global_response(&env, CallOutcome::Unreadable("too big"), carry.clone());
+    assert_eq!(reply(&unreadable).status, 500);
+    assert_eq!(h.count(0, Metric::GlobalBadResponse), 3);
 
     let allow = limiter(&GLOBAL.replace(r#""timeout":"250ms""#, r#""timeout":"250ms","onError":"allow""#), &h);
     let carry = call(&h.run(&allow, &req)).carry.clone();
@@ -456,4 +460,24 @@ fn service_failures_follow_on_error_and_are_counted() {
         "shadow: counted, let through"
     );
     assert!(allowed(&shadow.on_global_response(&env, CallOutcome::Failed(14), carry)), "a shadow rule never refuses");
+}
+
+#[test]
+fn headers_the_service_may_not_set_are_dropped_and_counted() {
+    let (kept, dropped) = global::usable_headers(
+        [
+            ("content-length", "0"),
+            ("transfer-encoding", "chunked"),
+            ("connection", "close"),
+            ("host", "evil"),
+            (":authority", "evil"),
+            ("x-ok", "1"),
+            ("x-split", "a\r\nb"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    assert_eq!(kept, vec![("x-ok".to_string(), "1".to_string())]);
+    assert_eq!(dropped, 6);
 }
