@@ -58,6 +58,10 @@ pub struct Defaults {
     pub digests: BTreeMap<String, String>,
     /// When set, modules are referenced as `file://<moduleDir>/<module>.wasm` instead of OCI images.
     pub module_dir: Option<String>,
+    /// The mesh's root namespace (meshConfig `rootNamespace`, Istio's default `istio-system`): plugins
+    /// there apply mesh-wide, and a GatewayClass `istio-waypoint` target attaches only from there.
+    #[serde(default = "default_root_namespace")]
+    pub root_namespace: String,
 }
 
 fn default_registry() -> String {
@@ -68,6 +72,9 @@ fn default_tag() -> String {
 }
 fn default_pull_policy() -> String {
     "IfNotPresent".into()
+}
+fn default_root_namespace() -> String {
+    crate::istio::ROOT_NAMESPACE.into()
 }
 
 impl Default for Defaults {
@@ -80,6 +87,7 @@ impl Default for Defaults {
             fail_strategy: BTreeMap::new(),
             digests: BTreeMap::new(),
             module_dir: None,
+            root_namespace: default_root_namespace(),
         }
     }
 }
@@ -157,7 +165,7 @@ pub struct Workload {
     pub namespace_wide: bool,
     /// Which traffic: `SERVER` (inbound), `CLIENT` (outbound and gateways) or `CLIENT_AND_SERVER`.
     /// Default: each filter's own side (see [`default_mode`]); `CLIENT` for Gateway targets and
-    /// `SERVER` for Service/ServiceEntry (waypoint) targets.
+    /// `SERVER` for waypoint targets (Service, ServiceEntry, GatewayClass `istio-waypoint`).
     pub mode: Option<String>,
     /// Only these ports (1–65535). On the server side these are the **container ports** (a Service's
     /// `targetPort`), not the Service's ports: Istio matches inbound traffic by the port the pod
@@ -174,7 +182,7 @@ pub struct Workload {
 
 impl Workload {
     /// The traffic a module of this workload gets (`match[].mode`): the workload's `mode`, else
-    /// `CLIENT` for gateway targets, `SERVER` for Service/ServiceEntry targets, else the filter's own
+    /// `CLIENT` for Gateway targets, `SERVER` for waypoint targets, else the filter's own
     /// side ([`default_mode`]); a bundle takes its filters' common side (a bundle mixing sides needs
     /// `mode`, which `validate` says).
     pub fn mode(&self, module: &str) -> &str {
@@ -182,6 +190,8 @@ impl Workload {
             return m;
         }
         if let Some(refs) = &self.target_refs {
+            // Waypoint filters are matched as inbound (SERVER) traffic: listener_waypoint.go builds
+            // them with ListenerClassSidecarInbound; gateway listeners are CLIENT.
             return if refs.iter().any(TargetRef::is_gateway) { "CLIENT" } else { "SERVER" };
         }
         if module == filters::BUNDLE.name {
@@ -223,10 +233,20 @@ pub const TARGET_KINDS: [(&str, &str); 4] = [
     ("gateway.networking.k8s.io", "GatewayClass"),
 ];
 
+/// The GatewayClass of Istio's waypoints (`constants.WaypointGatewayClassName`): the only class a
+/// GatewayClass-targeted WasmPlugin attaches to (pilot/pkg/model/policyattachment.go).
+pub const WAYPOINT_CLASS: &str = "istio-waypoint";
+
 impl TargetRef {
     /// Attaches to a gateway (Istio treats gateway listeners as `CLIENT` traffic).
     pub fn is_gateway(&self) -> bool {
-        self.kind == "Gateway" || self.kind == "GatewayClass"
+        self.kind == "Gateway"
+    }
+
+    /// Attaches to a waypoint (ambient mode): a Service or ServiceEntry's waypoint, or every waypoint
+    /// through GatewayClass `istio-waypoint`. Waypoints match plugins as SERVER traffic with port 0.
+    pub fn is_waypoint(&self) -> bool {
+        matches!(self.kind.as_str(), "Service" | "ServiceEntry" | "GatewayClass")
     }
 }
 
@@ -364,7 +384,7 @@ impl Composition {
             if self.workloads.iter().take(w).any(|o| o.name == workload.name) {
                 errors.push(ConfigError::new(child(&wp, "name"), format!("duplicate workload {:?}", workload.name)));
             }
-            errors.extend(scope_errors(workload, &wp));
+            errors.extend(scope_errors(workload, &wp, &self.defaults.root_namespace));
             if workload.filters.is_empty() {
                 errors.push(ConfigError::new(child(&wp, "filters"), "a workload needs at least one filter"));
             }
@@ -386,8 +406,9 @@ impl Composition {
 /// `targetRefs`, `namespaceWide`; target kinds Istio accepts, in the workload's namespace; a `mode` that
 /// can match the targets' listeners; ports 1–65535. The listener matching mirrored is
 /// `matchTrafficSelectors` in istio/istio `pilot/pkg/model/extensions.go` (1.29): gateways are `CLIENT`,
-/// waypoints (Service/ServiceEntry targets) `SERVER` with no port.
-fn scope_errors(w: &Workload, wp: &str) -> Vec<ConfigError> {
+/// waypoints (Service/ServiceEntry targets, GatewayClass `istio-waypoint` from the root namespace:
+/// `ShouldAttachPolicy` in `pilot/pkg/model/policyattachment.go`) `SERVER` with port 0.
+fn scope_errors(w: &Workload, wp: &str, root_namespace: &str) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let scopes = [w.selector.is_some(), w.target_refs.is_some(), w.namespace_wide].iter().filter(|s| **s).count();
     if scopes == 0 {
@@ -437,6 +458,28 @@ fn scope_errors(w: &Workload, wp: &str) -> Vec<ConfigError> {
         if r.name.is_empty() {
             errors.push(ConfigError::new(child(&rp, "name"), "must not be empty"));
         }
+        // policyattachment.go ShouldAttachPolicy: a GatewayClass target attaches only to waypoints,
+        // only for the istio-waypoint class, and only from the root namespace; any other never applies.
+        if r.kind == "GatewayClass" && r.name != WAYPOINT_CLASS {
+            errors.push(ConfigError::new(
+                child(&rp, "name"),
+                format!(
+                    "Istio attaches a GatewayClass target only for the `{WAYPOINT_CLASS}` class (every waypoint); \
+                     for one gateway target its Gateway instead"
+                ),
+            ));
+        }
+        if r.kind == "GatewayClass" && w.namespace != root_namespace {
+            errors.push(ConfigError::new(
+                child(wp, "namespace"),
+                format!(
+                    "a GatewayClass target attaches only from the root namespace ({root_namespace:?}; \
+                     `defaults.rootNamespace`); in {:?} it never applies: target the Service or ServiceEntry \
+                     whose waypoint it is, or move the workload to the root namespace",
+                    w.namespace
+                ),
+            ));
+        }
         kinds.push(r.is_gateway());
     }
     if w.target_refs.as_ref().is_some_and(|r| r.is_empty()) {
@@ -459,7 +502,7 @@ fn scope_errors(w: &Workload, wp: &str) -> Vec<ConfigError> {
                 ));
             }
             if !kinds.is_empty() && !gateway && m == "CLIENT" {
-                errors.push(ConfigError::new(child(wp, "mode"), "a Service/ServiceEntry target attaches to its waypoint, whose listeners are SERVER traffic: CLIENT never attaches"));
+                errors.push(ConfigError::new(child(wp, "mode"), "a waypoint target (Service, ServiceEntry, GatewayClass istio-waypoint) attaches to waypoints, whose filters Istio matches as SERVER traffic (listener_waypoint.go): CLIENT never attaches"));
             }
         }
         Some(_) => errors.push(ConfigError::new(child(wp, "mode"), "expected SERVER, CLIENT or CLIENT_AND_SERVER")),
@@ -481,7 +524,7 @@ fn scope_errors(w: &Workload, wp: &str) -> Vec<ConfigError> {
     if !w.ports.is_empty() && !kinds.is_empty() && !gateway {
         errors.push(ConfigError::new(
             child(wp, "ports"),
-            "a waypoint (Service/ServiceEntry target) matches no port: with ports the plugin never attaches",
+            "a waypoint (Service, ServiceEntry or GatewayClass target) matches plugins with port 0 (listener_waypoint.go): with ports the plugin never attaches",
         ));
     }
     errors

@@ -49,6 +49,9 @@ enum Cmd {
         /// this machine's builds.
         #[arg(long, requires = "istio")]
         no_mirror: bool,
+        /// With --istio: the mesh's root namespace (meshConfig `rootNamespace`; default istio-system).
+        #[arg(long, requires = "istio")]
+        root_namespace: Option<String>,
         /// With --istio: listener and admin ports (default 10000 and 9901).
         #[arg(long, requires = "istio", default_value_t = 10000)]
         port: u16,
@@ -365,11 +368,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{RENDERED_HEADER}{}", serde_yaml_ng::to_string(&config)?);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Up { istio: Some(dir), listener, target_port, no_mirror, port, admin_port, envoy, no_build, .. } => {
+        Cmd::Up {
+            istio: Some(dir),
+            listener,
+            target_port,
+            no_mirror,
+            root_namespace,
+            port,
+            admin_port,
+            envoy,
+            no_build,
+            ..
+        } => {
             if !no_build {
                 build_modules()?;
             }
-            up_istio(dir, listener, target_port, !no_mirror, port, admin_port, envoy)
+            let mirror = !no_mirror;
+            up_istio(UpIstio { dir, listener, target_port, mirror, root_namespace, port, admin_port, envoy })
         }
         Cmd::Up { composition, workload, envoy, no_build, bundle, .. } => {
             let composition = composition.ok_or_else(|| anyhow::anyhow!("a composition, or --istio DIR"))?;
@@ -417,15 +432,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// `meshplug up --istio DIR`: runs the directory's WasmPlugins as a sidecar gets them and applies
 /// edits to the directory while Envoy runs (polled every second).
-fn up_istio(
+struct UpIstio {
     dir: PathBuf,
     listener: Option<ListenerArg>,
     target_port: Option<u16>,
     mirror: bool,
+    root_namespace: Option<String>,
     port: u16,
     admin_port: u16,
     envoy: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
+}
+
+fn up_istio(args: UpIstio) -> anyhow::Result<ExitCode> {
+    let UpIstio { dir, listener, target_port, mirror, root_namespace, port, admin_port, envoy } = args;
     use meshplug_harness::istio::agent::Outcome;
     use meshplug_harness::istio::istiod::ListenerClass;
     use meshplug_harness::istio::lab::{IstioLab, IstioOptions, SyncReport};
@@ -440,6 +459,7 @@ fn up_istio(
         ListenerArg::Gateway => ListenerClass::Gateway,
     });
     opts.target_port = target_port;
+    opts.root_namespace = root_namespace;
     opts.mirror = mirror;
     opts.port = port;
     opts.admin_port = admin_port;

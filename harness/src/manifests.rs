@@ -111,6 +111,7 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
                 ));
             }
         }
+        errors.extend(waypoint_errors(doc).into_iter().map(|(p, r)| err(&p, r)));
         let url = spec["url"].as_str().unwrap_or("");
         if !["oci://", "file://", "http://", "https://"].iter().any(|s| url.starts_with(s)) {
             errors.push(err("/spec/url", format!("{url:?}: the scheme must be oci://, file://, http:// or https://")));
@@ -215,4 +216,65 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<(usize, Vec<ManifestError>)> {
         }
     }
     Ok((count, errors))
+}
+
+/// A WasmPlugin aimed at waypoints that Istio would never attach, as `ShouldAttachPolicy`
+/// (pilot/pkg/model/policyattachment.go) and `matchTrafficSelectors` with the waypoint's listener info
+/// (pilot/pkg/networking/core/listener_waypoint.go: SidecarInbound, port 0) decide: a GatewayClass other
+/// than `istio-waypoint`, a GatewayClass target outside the root namespace (Istio's default
+/// `istio-system` is assumed: meshConfig is not in the manifests), a CLIENT-only `match`, or `ports`.
+fn waypoint_errors(doc: &Value) -> Vec<(String, String)> {
+    let spec = &doc["spec"];
+    let refs: Vec<&Value> = match (spec["targetRefs"].as_array(), spec.get("targetRef")) {
+        (Some(refs), _) => refs.iter().collect(),
+        (None, Some(one)) => vec![one],
+        (None, None) => Vec::new(),
+    };
+    let waypoint = |r: &&Value| matches!(r["kind"].as_str(), Some("Service" | "ServiceEntry" | "GatewayClass"));
+    if refs.is_empty() || !refs.iter().all(waypoint) {
+        return Vec::new();
+    }
+    let mut errors = Vec::new();
+    let at = if spec.get("targetRefs").is_some() { "/spec/targetRefs" } else { "/spec/targetRef" };
+    for (i, r) in refs.iter().enumerate() {
+        if r["kind"] != "GatewayClass" {
+            continue;
+        }
+        let p = if at.ends_with('s') { format!("{at}/{i}") } else { at.to_string() };
+        if r["name"] != crate::composition::WAYPOINT_CLASS {
+            errors.push((
+                format!("{p}/name"),
+                format!(
+                    "Istio attaches a GatewayClass target only for `{}` (policyattachment.go); this one never applies",
+                    crate::composition::WAYPOINT_CLASS
+                ),
+            ));
+        }
+        if doc["metadata"]["namespace"].as_str().unwrap_or("default") != crate::istio::ROOT_NAMESPACE {
+            errors.push((
+                "/metadata/namespace".to_string(),
+                format!(
+                    "a GatewayClass target attaches only from the root namespace ({}, unless meshConfig says \
+                     otherwise); elsewhere it never applies",
+                    crate::istio::ROOT_NAMESPACE
+                ),
+            ));
+        }
+    }
+    for (i, m) in spec["match"].as_array().into_iter().flatten().enumerate() {
+        if m["mode"] == "CLIENT" {
+            errors.push((
+                format!("/spec/match/{i}/mode"),
+                "waypoints match plugins as SERVER traffic (listener_waypoint.go): a CLIENT match never attaches there"
+                    .to_string(),
+            ));
+        }
+        if m["ports"].as_array().is_some_and(|p| !p.is_empty()) {
+            errors.push((
+                format!("/spec/match/{i}/ports"),
+                "waypoints match plugins with port 0: a `ports` list never matches there; leave it out".to_string(),
+            ));
+        }
+    }
+    errors
 }

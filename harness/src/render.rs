@@ -420,6 +420,23 @@ pub fn render(c: &Composition, envoyfilter: bool) -> anyhow::Result<Rendered> {
              only for WasmPlugins); render WasmPlugins, or make the images public"
         );
     }
+    if envoyfilter {
+        if let Some((i, w)) = c
+            .workloads
+            .iter()
+            .enumerate()
+            .find(|(_, w)| w.target_refs.iter().flatten().any(crate::composition::TargetRef::is_waypoint))
+        {
+            anyhow::bail!(
+                "/workloads/{i}/targetRefs: workload {:?} targets a waypoint (Service, ServiceEntry or GatewayClass), \
+                 which an EnvoyFilter cannot do: istiod selects EnvoyFilters by workload labels or Gateway, never \
+                 by service (pilot/pkg/model/push_context.go), and a waypoint takes GATEWAY-context patches only, \
+                 so the rendering would apply nowhere. Render WasmPlugins (without --envoyfilter), which attach to \
+                 waypoints; or target the waypoint's own Gateway (`kind: Gateway`, its name)",
+                w.name
+            );
+        }
+    }
     let mut out = Rendered::new();
     for w in &c.workloads {
         let mut resources = Vec::new();

@@ -286,6 +286,27 @@ fn workloads_must_say_where_their_plugins_attach() {
         let e = errors_at(&one_workload(extra, JWT));
         assert!(e.iter().any(|(p, r)| p == pointer && r.contains(reason)), "{extra}: {e:?}");
     }
+    // GatewayClass targets (waypoints): only `istio-waypoint`, only from the root namespace, SERVER.
+    let class = "  targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}]\n";
+    let waypoint_cases: [(&str, &str, &str); 4] = [
+        (class, "/workloads/0/namespace", "root namespace"),
+        (
+            "  targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio}]\n",
+            "/workloads/0/targetRefs/0/name",
+            "istio-waypoint",
+        ),
+        (&format!("{class}  mode: CLIENT\n"), "/workloads/0/mode", "CLIENT never attaches"),
+        (&format!("{class}  ports: [8080]\n"), "/workloads/0/ports", "never attaches"),
+    ];
+    for (extra, pointer, reason) in waypoint_cases {
+        let e = errors_at(&one_workload(extra, JWT));
+        assert!(e.iter().any(|(p, r)| p == pointer && r.contains(reason)), "{extra}: {e:?}");
+    }
+    let mut rooted = one_workload(class, JWT);
+    rooted.workloads[0].namespace = "istio-system".into();
+    assert_eq!(errors_at(&rooted), vec![], "from the root namespace, the istio-waypoint class is accepted");
+    rooted.defaults.root_namespace = "mesh-root".into();
+    assert!(errors_at(&rooted).iter().any(|(p, _)| p == "/workloads/0/namespace"), "the configured root namespace");
     let mixed = one_workload("  selector: {app: a}\n  bundle: true\n", &format!("{JWT}{CANARY}"));
     let e = errors_at(&mixed);
     assert!(e.iter().any(|(p, r)| p == "/workloads/0/mode" && r.contains("explicit `mode`")), "{e:?}");
@@ -309,6 +330,21 @@ fn rendered_plugins_match_the_traffic_each_filter_is_for() {
         mode("  targetRefs: [{kind: Service, name: s}]\n", JWT, "w/jwt-authz.yaml"),
         serde_json::json!([{"mode": "SERVER"}])
     );
+    // GatewayClass istio-waypoint: every waypoint, whose filters istiod matches as SERVER with port 0
+    // (listener_waypoint.go); a CLIENT plugin there never runs (for jwt-authz: no authentication).
+    let class = "  targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}]\n";
+    let mut c = one_workload(class, JWT);
+    c.workloads[0].namespace = "istio-system".into();
+    assert_eq!(errors_at(&c), vec![]);
+    let plugin = docs(&render(&c, false).unwrap()["w/jwt-authz.yaml"]).remove(0);
+    assert_eq!(plugin["spec"]["match"], serde_json::json!([{"mode": "SERVER"}]));
+    assert_eq!(check_document("w.yaml", &plugin), vec![]);
+    let mut client = plugin.clone();
+    client["spec"]["match"] = serde_json::json!([{"mode": "CLIENT"}]);
+    assert!(errors_of(&client).iter().any(|m| m.contains("/spec/match/0/mode")), "validate refuses CLIENT there");
+    let mut elsewhere = plugin.clone();
+    elsewhere["metadata"]["namespace"] = serde_json::json!("shop");
+    assert!(errors_of(&elsewhere).iter().any(|m| m.contains("root namespace")));
     assert_eq!(
         mode("  selector: {app: a}\n  mode: CLIENT_AND_SERVER\n  ports: [8080, 9090]\n", JWT, "w/jwt-authz.yaml"),
         serde_json::json!([{"mode": "CLIENT_AND_SERVER", "ports": [{"number": 8080}, {"number": 9090}]}])
@@ -447,6 +483,18 @@ fn envoyfilters_mirror_istiods_wasmplugin_delivery() {
         apply_http_filter_patches(&istio, &efs, "SIDECAR_INBOUND", 7070).len() == istio.len(),
         "other ports untouched"
     );
+
+    // A waypoint target cannot be an EnvoyFilter (istiod selects EnvoyFilters without services; waypoints
+    // take GATEWAY patches only): refused, saying what to use.
+    for target in
+        ["{kind: Service, name: s}", "{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}"]
+    {
+        let mut w = one_workload(&format!("  targetRefs: [{target}]\n"), JWT);
+        w.workloads[0].namespace = "istio-system".into();
+        let e = render(&w, true).unwrap_err().to_string();
+        assert!(e.contains("/workloads/0/targetRefs") && e.contains("Render WasmPlugins"), "{e}");
+        assert!(render(&w, false).is_ok());
+    }
 
     c.defaults.image_pull_secret = Some("regcred".into());
     let e = render(&c, true).unwrap_err().to_string();

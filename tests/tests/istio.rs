@@ -500,3 +500,45 @@ fn a_rendered_global_rate_limit_is_enforced_through_the_istio_path() {
     assert_eq!(codes, [200, 200, 200, 429, 429], "the free tier's 3 an hour, counted by the service");
     assert_eq!(lab.rate_limit_services[0].1.calls(), 5);
 }
+
+/// A jwt-authz plugin for every waypoint (GatewayClass `istio-waypoint`, from the root namespace), as
+/// `render` writes it, runs on a waypoint proxy as istiod attaches it (policyattachment.go; waypoint
+/// filters matched as SERVER with port 0, listener_waypoint.go): requests without a token are refused.
+/// Rendered CLIENT (the earlier default), the plugin is not attached at all and every request passes.
+#[test]
+fn a_gatewayclass_plugin_authenticates_on_the_waypoint() {
+    let jwks = jwt_authz::testkit::jwks(&["rsa"]);
+    let text = format!(
+        "defaults: {{registry: ghcr.io/meshplug, tag: 0.1.0}}\nworkloads:\n- name: mesh-auth\n  namespace: istio-system\n  \
+         targetRefs: [{{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}}]\n  filters:\n  \
+         - name: jwt-authz\n    pluginConfig:\n      jwtRules: [{{issuer: '{}', jwks: {}}}]\n      \
+         policies: [{{action: ALLOW, rules: [{{from: [{{source: {{requestPrincipals: ['*']}}}}]}}]}}]\n",
+        jwt_authz::testkit::ISSUER,
+        serde_json::to_string(&jwks).unwrap()
+    );
+    let c = meshplug_harness::composition::Composition::parse(&text).unwrap();
+    assert_eq!(c.validate(), vec![]);
+    let dir = scratch("waypoint");
+    meshplug_harness::render::write(&meshplug_harness::render::render(&c, false).unwrap(), &dir).unwrap();
+    let plugin = std::fs::read_to_string(dir.join("mesh-auth/jwt-authz.yaml")).unwrap();
+    let mut opts = IstioOptions::new(&dir.join("mesh-auth"));
+    opts.mirror = true;
+    opts.namespace = Some("shop".into());
+    let lab = IstioLab::start(opts).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(lab.feed.waypoint, "the plugins target waypoints: the lab's proxy is one");
+    assert_eq!(lab.feed.plugin_names(), ["extensions.istio.io/wasmplugin/istio-system.mesh-auth-jwt-authz"]);
+    let client = lab.envoy.client().unwrap();
+    assert_eq!(status(&client, Req::get("/api")), 403, "no token: RBAC: access denied");
+    let bearer = format!("Bearer {}", token("alice", serde_json::json!({})));
+    assert_eq!(status(&client, Req::get("/api").header("authorization", &bearer)), 200);
+    drop(lab);
+
+    // The same plugin with `match: [{mode: CLIENT}]`: istiod never attaches it to a waypoint.
+    std::fs::write(dir.join("mesh-auth/jwt-authz.yaml"), plugin.replace("mode: SERVER", "mode: CLIENT")).unwrap();
+    let mut opts = IstioOptions::new(&dir.join("mesh-auth"));
+    opts.mirror = true;
+    opts.namespace = Some("shop".into());
+    let lab = IstioLab::start(opts).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(lab.feed.plugin_names().is_empty(), "{:?}", lab.feed.plugin_names());
+    assert_eq!(status(&lab.envoy.client().unwrap(), Req::get("/api")), 200, "unauthenticated: the plugin never runs");
+}

@@ -5,6 +5,7 @@
 
 use super::{PULL_POLICY_ENV, PULL_SECRET_ENV, RBAC_TYPE_URL, RESOURCE_PREFIX, RESOURCE_VERSION_ENV, WASM_TYPE_URL};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// One WasmPlugin as istiod holds it (`WasmPluginWrapper`).
@@ -17,6 +18,43 @@ pub struct WasmPlugin {
     pub spec: Value,
     /// Kubernetes' `metadata.resourceVersion`: here a counter the lab bumps on every change of `spec`.
     pub resource_version: u64,
+    /// `metadata.creationTimestamp`, when the manifest carries one.
+    pub created: Option<String>,
+}
+
+/// The label Istio puts on a Gateway API gateway's pods (waypoints included):
+/// `gateway.networking.k8s.io/gateway-name`.
+pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// A service a waypoint serves (`ServiceInfoForPolicyMatcher`): its name, namespace and kind
+/// (`Service` for the Kubernetes registry, `ServiceEntry` for the external one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedService {
+    pub name: String,
+    pub namespace: String,
+    pub kind: String,
+}
+
+/// The proxy plugins are selected for (`WorkloadPolicyMatcher`).
+#[derive(Debug, Clone, Copy)]
+pub struct Proxy<'a> {
+    pub namespace: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    /// An ambient waypoint (a Gateway API gateway of class `istio-waypoint`).
+    pub waypoint: bool,
+    /// The services the waypoint serves.
+    pub services: &'a [ServedService],
+    /// meshConfig `rootNamespace`.
+    pub root_namespace: &'a str,
+}
+
+/// `matchesGroupKind`: the target's group (empty = `core`) and kind.
+fn group_kind(r: &Value, group: &str, kind: &str) -> bool {
+    let g = match r["group"].as_str().unwrap_or("") {
+        "" => "core",
+        g => g,
+    };
+    g == group && r["kind"] == kind
 }
 
 /// The kind of listener a plugin is matched against (`istionetworking.ListenerClass`).
@@ -52,6 +90,7 @@ impl WasmPlugin {
             file: file.to_string(),
             spec: doc["spec"].clone(),
             resource_version: 1,
+            created: doc["metadata"]["creationTimestamp"].as_str().map(str::to_string),
         })
     }
 
@@ -84,29 +123,83 @@ impl WasmPlugin {
             let mode = m["mode"].as_str().unwrap_or("UNDEFINED");
             let mode_ok = mode == "CLIENT_AND_SERVER" || mode == "UNDEFINED" || mode == class.mode();
             let ports = m["ports"].as_array().cloned().unwrap_or_default();
-            let port_ok = ports.is_empty() || ports.iter().any(|p| p["number"].as_u64() == Some(u64::from(port)));
+            // matchPorts: a selector's number 0 never matches, so a waypoint (port 0) never matches `ports`.
+            let port_ok = ports.is_empty()
+                || ports.iter().any(|p| p["number"].as_u64().is_some_and(|n| n != 0 && n == u64::from(port)));
             mode_ok && port_ok
         })
     }
 
-    /// Whether a proxy with these pod labels in `namespace` gets the plugin: same namespace (or the
-    /// root namespace `istio-system`), and `selector.matchLabels` a subset of the labels (no selector:
-    /// every workload). Gateway `targetRefs` attach to a gateway proxy named after the Gateway
-    /// (label `gateway.networking.k8s.io/gateway-name`), as Istio labels the Deployments it creates.
-    pub fn selects(&self, namespace: &str, labels: &std::collections::BTreeMap<String, String>) -> bool {
-        if self.namespace != namespace && self.namespace != "istio-system" {
-            return false;
+    /// The policy targets: `targetRefs`, else the singular `targetRef` (`GetTargetRefs` in
+    /// pilot/pkg/model/policyattachment.go).
+    pub fn target_refs(&self) -> Vec<&Value> {
+        match self.spec["targetRefs"].as_array().filter(|r| !r.is_empty()) {
+            Some(refs) => refs.iter().collect(),
+            None => self.spec.get("targetRef").filter(|r| r.is_object()).into_iter().collect(),
         }
-        if let Some(refs) = self.spec["targetRefs"].as_array() {
-            return refs.iter().any(|r| {
-                r["kind"] == "Gateway"
-                    && labels.get("gateway.networking.k8s.io/gateway-name").map(String::as_str) == r["name"].as_str()
-            });
-        }
+    }
+
+    fn selector_matches(&self, labels: &BTreeMap<String, String>) -> bool {
         match self.spec["selector"]["matchLabels"].as_object() {
             None => true,
             Some(want) => want.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()),
         }
+    }
+
+    /// Whether istiod attaches the plugin to `proxy`: the plugin's namespace is one istiod looks in
+    /// (`WasmPluginsByListenerInfo`: the proxy's, the root namespace, the waypoint's services'), then
+    /// `WorkloadPolicyMatcher.ShouldAttachPolicy` (pilot/pkg/model/policyattachment.go, 1.29.6):
+    /// - a proxy that is not a Gateway API gateway uses `selector` and ignores any plugin with targets;
+    /// - a gateway without targets in the plugin uses `selector` (ENABLE_SELECTOR_BASED_K8S_GATEWAY_POLICY,
+    ///   default on), a waypoint never;
+    /// - targets: a Service (core group) or ServiceEntry (`networking.istio.io`) the waypoint serves, in
+    ///   the plugin's namespace; GatewayClass `istio-waypoint` from the root namespace, on a waypoint;
+    ///   a Gateway (`gateway.networking.k8s.io`) named as the proxy's `gateway-name` label, from the
+    ///   proxy's namespace, with no other namespace named in the target.
+    pub fn selects(&self, proxy: &Proxy) -> bool {
+        let looked_in = self.namespace == proxy.namespace
+            || self.namespace == proxy.root_namespace
+            || proxy.services.iter().any(|s| s.namespace == self.namespace);
+        if !looked_in {
+            return false;
+        }
+        let refs = self.target_refs();
+        let Some(gateway_name) = proxy.labels.get(GATEWAY_NAME_LABEL) else {
+            return refs.is_empty() && self.selector_matches(proxy.labels);
+        };
+        if refs.is_empty() {
+            return !proxy.waypoint && self.selector_matches(proxy.labels);
+        }
+        refs.iter().any(|r| {
+            let name = r["name"].as_str().unwrap_or_default();
+            let served = |kind: &str| {
+                proxy.services.iter().any(|s| s.kind == kind && s.name == name && s.namespace == self.namespace)
+            };
+            if proxy.waypoint && group_kind(r, "core", "Service") && served("Service") {
+                return true;
+            }
+            if proxy.waypoint && group_kind(r, "networking.istio.io", "ServiceEntry") && served("ServiceEntry") {
+                return true;
+            }
+            if self.namespace == proxy.root_namespace
+                && proxy.waypoint
+                && group_kind(r, "gateway.networking.k8s.io", "GatewayClass")
+                && name == crate::composition::WAYPOINT_CLASS
+            {
+                return true;
+            }
+            let other_namespace = r["namespace"].as_str().is_some_and(|n| !n.is_empty() && n != proxy.namespace);
+            self.namespace == proxy.namespace
+                && !other_namespace
+                && group_kind(r, "gateway.networking.k8s.io", "Gateway")
+                && name == gateway_name
+        })
+    }
+
+    /// `metadata.creationTimestamp` (RFC 3339, so it sorts as text; absent sorts first, as Kubernetes
+    /// objects applied together share one second and then sort by name).
+    fn created(&self) -> &str {
+        self.created.as_deref().unwrap_or("")
     }
 
     /// The Wasm extension config istiod sends for this plugin (`InsertedExtensionConfigurations` →
@@ -149,41 +242,54 @@ impl WasmPlugin {
             "root_id": self.str("pluginName"),
             "vm_config": { "runtime": "envoy.wasm.runtime.v8", "code": code, "environment_variables": env_vars },
         });
-        if self.spec["pluginConfig"].as_object().is_some_and(|o| !o.is_empty()) {
-            config["configuration"] = json!({
+        // buildPluginConfig: the pluginConfig as a StringValue of its JSON, or, when it is absent or
+        // empty, an empty Any (no type URL): the filter then gets an empty configuration.
+        config["configuration"] = if self.spec["pluginConfig"].as_object().is_some_and(|o| !o.is_empty()) {
+            json!({
                 "@type": "type.googleapis.com/google.protobuf.StringValue",
                 "value": plugin_config_json(&self.spec["pluginConfig"]),
-            });
-        }
-        let policy = match self.str("failStrategy") {
-            "FAIL_OPEN" => Some("FAIL_OPEN"),
-            "FAIL_CLOSE" => Some("FAIL_CLOSED"),
-            "FAIL_RELOAD" => Some("FAIL_RELOAD"),
-            _ => None,
+            })
+        } else {
+            json!({})
         };
-        if let Some(p) = policy {
-            config["failure_policy"] = json!(p);
-        }
+        // FAIL_CLOSE is the enum's zero value: an absent failStrategy is FAIL_CLOSE, so istiod always
+        // sends a failure policy.
+        config["failure_policy"] = json!(match self.str("failStrategy") {
+            "FAIL_OPEN" => "FAIL_OPEN",
+            "FAIL_RELOAD" => "FAIL_RELOAD",
+            _ => "FAIL_CLOSED",
+        });
         json!({ "name": self.resource_name(), "typed_config": { "@type": WASM_TYPE_URL, "config": config } })
     }
 }
 
 /// The plugins of one listener in the order its HTTP filters run (`WasmPluginsByListenerInfo` then
-/// `PopAppendHTTP` per phase): by phase, then by descending priority, ties in istiod's listing order
-/// (creation time, then name; here: name).
+/// `PopAppendHTTP` per phase, pilot/pkg/model/push_context.go): namespaces in istiod's lookup order (the
+/// proxy's, the root namespace, the waypoint's services'), within one by creation time then name
+/// (`sortConfigByCreationTime`, pilot/pkg/model/config.go); then per phase a stable sort by descending
+/// priority. A waypoint's plugins are matched as inbound traffic with port 0 (listener_waypoint.go).
 pub fn listener_plugins<'a>(
     plugins: &'a [WasmPlugin],
-    namespace: &str,
-    labels: &std::collections::BTreeMap<String, String>,
+    proxy: &Proxy,
     class: ListenerClass,
     port: u16,
 ) -> Vec<&'a WasmPlugin> {
-    let mut selected: Vec<&WasmPlugin> = plugins
-        .iter()
-        .filter(|p| p.spec["type"].as_str().unwrap_or("HTTP") != "NETWORK")
-        .filter(|p| p.selects(namespace, labels) && p.matches_listener(class, port))
-        .collect();
-    selected.sort_by(|a, b| a.name.cmp(&b.name).then(a.namespace.cmp(&b.namespace)));
+    let (class, port) = if proxy.waypoint { (ListenerClass::SidecarInbound, 0) } else { (class, port) };
+    let mut namespaces: Vec<&str> = vec![proxy.namespace, proxy.root_namespace];
+    namespaces.extend(proxy.services.iter().map(|s| s.namespace.as_str()));
+    let mut seen = std::collections::BTreeSet::new();
+    namespaces.retain(|n| seen.insert(*n));
+    let mut selected: Vec<&WasmPlugin> = Vec::new();
+    for ns in namespaces {
+        let mut in_ns: Vec<&WasmPlugin> = plugins
+            .iter()
+            .filter(|p| p.namespace == ns)
+            .filter(|p| p.spec["type"].as_str().unwrap_or("HTTP") != "NETWORK")
+            .filter(|p| p.selects(proxy) && p.matches_listener(class, port))
+            .collect();
+        in_ns.sort_by(|a, b| a.created().cmp(b.created()).then(a.name.cmp(&b.name)));
+        selected.extend(in_ns);
+    }
     let mut ordered = Vec::new();
     for phase in PHASES {
         let mut in_phase: Vec<&WasmPlugin> = selected.iter().copied().filter(|p| p.phase() == phase).collect();
@@ -323,8 +429,10 @@ mod tests {
             plugin("this-app", json!({"phase": "AUTHZ", "selector": {"matchLabels": {"app": "a"}}})),
         ];
         let labels = [("app".to_string(), "a".to_string())].into_iter().collect();
+        let proxy =
+            Proxy { namespace: "ns", labels: &labels, waypoint: false, services: &[], root_namespace: "istio-system" };
         let names = |class, port| -> Vec<String> {
-            listener_plugins(&plugins, "ns", &labels, class, port).iter().map(|p| p.name.clone()).collect()
+            listener_plugins(&plugins, &proxy, class, port).iter().map(|p| p.name.clone()).collect()
         };
         assert_eq!(
             names(ListenerClass::SidecarInbound, 8080),
@@ -334,7 +442,132 @@ mod tests {
         let outbound = names(ListenerClass::SidecarOutbound, 8080);
         assert!(outbound.contains(&"client-only".to_string()) && !outbound.contains(&"port-9090".to_string()));
         assert!(names(ListenerClass::Gateway, 8080).contains(&"client-only".to_string()), "gateways are CLIENT");
-        assert!(listener_plugins(&plugins, "elsewhere", &labels, ListenerClass::SidecarInbound, 8080).is_empty());
+        let elsewhere = Proxy { namespace: "elsewhere", ..proxy };
+        assert!(listener_plugins(&plugins, &elsewhere, ListenerClass::SidecarInbound, 8080).is_empty());
+    }
+
+    fn in_ns(ns: &str, name: &str, created: Option<&str>, spec: Value) -> WasmPlugin {
+        let mut meta = json!({"name": name, "namespace": ns});
+        if let Some(c) = created {
+            meta["creationTimestamp"] = json!(c);
+        }
+        WasmPlugin::from_doc(&json!({"kind": "WasmPlugin", "metadata": meta, "spec": spec}), "t").unwrap()
+    }
+
+    /// Equal priorities: the proxy's namespace before the root namespace (push_context.go
+    /// `lookupInNamespaces`), then creation time, then name (config.go `sortConfigByCreationTime`);
+    /// the root namespace is the configured one, not always istio-system.
+    #[test]
+    fn equal_priorities_keep_istiods_namespace_creation_and_name_order() {
+        let plugins = vec![
+            in_ns("mesh-root", "a-root", None, json!({"priority": 1})),
+            in_ns("ns", "z-old", Some("2026-01-01T00:00:00Z"), json!({"priority": 1})),
+            in_ns("ns", "b-new", Some("2026-06-01T00:00:00Z"), json!({"priority": 1})),
+            in_ns("istio-system", "not-root-here", None, json!({"priority": 1})),
+            in_ns("ns", "high", Some("2026-09-01T00:00:00Z"), json!({"priority": 2})),
+        ];
+        let labels = BTreeMap::new();
+        let proxy =
+            Proxy { namespace: "ns", labels: &labels, waypoint: false, services: &[], root_namespace: "mesh-root" };
+        let names: Vec<&str> = listener_plugins(&plugins, &proxy, ListenerClass::SidecarInbound, 80)
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["high", "z-old", "b-new", "a-root"]);
+    }
+
+    /// ShouldAttachPolicy (policyattachment.go): GatewayClass `istio-waypoint` only from the root
+    /// namespace and only on waypoints, which match plugins as SERVER with port 0; Service and
+    /// ServiceEntry targets only on the waypoint that serves them; group and kind checked; the singular
+    /// `targetRef` read; a Gateway target never attaches from another namespace or to a sidecar.
+    #[test]
+    fn targets_attach_where_istiod_attaches_them() {
+        let class_ref = json!({"group": "gateway.networking.k8s.io", "kind": "GatewayClass", "name": "istio-waypoint"});
+        let plugins = vec![
+            in_ns(
+                "istio-system",
+                "class-server",
+                None,
+                json!({"targetRefs": [class_ref], "match": [{"mode": "SERVER"}]}),
+            ),
+            in_ns(
+                "istio-system",
+                "class-client",
+                None,
+                json!({"targetRefs": [class_ref], "match": [{"mode": "CLIENT"}]}),
+            ),
+            in_ns(
+                "istio-system",
+                "class-ported",
+                None,
+                json!({"targetRefs": [class_ref], "match": [{"mode": "SERVER", "ports": [{"number": 8080}]}]}),
+            ),
+            in_ns("ns", "class-from-ns", None, json!({"targetRefs": [class_ref]})),
+            in_ns(
+                "istio-system",
+                "other-class",
+                None,
+                json!({"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "GatewayClass", "name": "istio"}]}),
+            ),
+            in_ns("ns", "svc", None, json!({"targetRef": {"kind": "Service", "name": "reviews"}})),
+            in_ns(
+                "ns",
+                "svc-wrong-group",
+                None,
+                json!({"targetRefs": [{"group": "networking.istio.io", "kind": "Service", "name": "reviews"}]}),
+            ),
+            in_ns("ns", "svc-other", None, json!({"targetRefs": [{"kind": "Service", "name": "ratings"}]})),
+            in_ns(
+                "ns",
+                "se",
+                None,
+                json!({"targetRefs": [{"group": "networking.istio.io", "kind": "ServiceEntry", "name": "ext"}]}),
+            ),
+            in_ns(
+                "ns",
+                "gw",
+                None,
+                json!({"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "waypoint"}]}),
+            ),
+            in_ns(
+                "ns",
+                "gw-ns",
+                None,
+                json!({"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "waypoint", "namespace": "other"}]}),
+            ),
+            in_ns("ns", "selector", None, json!({"selector": {"matchLabels": {"app": "a"}}})),
+        ];
+        let labels: BTreeMap<String, String> =
+            [(GATEWAY_NAME_LABEL.to_string(), "waypoint".to_string()), ("app".into(), "a".into())]
+                .into_iter()
+                .collect();
+        let services = [
+            ServedService { name: "reviews".into(), namespace: "ns".into(), kind: "Service".into() },
+            ServedService { name: "ext".into(), namespace: "ns".into(), kind: "ServiceEntry".into() },
+        ];
+        let waypoint = Proxy {
+            namespace: "ns",
+            labels: &labels,
+            waypoint: true,
+            services: &services,
+            root_namespace: "istio-system",
+        };
+        let names = |proxy: &Proxy, class| -> Vec<String> {
+            let mut n: Vec<String> =
+                listener_plugins(&plugins, proxy, class, 8080).iter().map(|p| p.name.clone()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&waypoint, ListenerClass::Gateway), ["class-server", "gw", "se", "svc"]);
+        let gateway = Proxy { waypoint: false, services: &[], ..waypoint };
+        assert_eq!(
+            names(&gateway, ListenerClass::Gateway),
+            ["gw", "selector"],
+            "a gateway: its Gateway target, or a selector"
+        );
+        let sidecar_labels: BTreeMap<String, String> = [("app".to_string(), "a".to_string())].into_iter().collect();
+        let sidecar = Proxy { labels: &sidecar_labels, ..gateway };
+        assert_eq!(names(&sidecar, ListenerClass::SidecarInbound), ["selector"], "targets never attach to sidecars");
     }
 
     #[test]
@@ -350,6 +583,10 @@ mod tests {
         let c = &ec["typed_config"]["config"];
         assert_eq!((c["name"].as_str(), c["root_id"].as_str()), (Some("ns.p"), Some("fault")));
         assert_eq!(c["failure_policy"], "FAIL_RELOAD");
+        let bare = plugin("bare", json!({"url": "oci://x/y:1", "pluginName": "fault", "pluginConfig": {}}));
+        let b = &bare.extension_config()["typed_config"]["config"];
+        assert_eq!(b["failure_policy"], "FAIL_CLOSED", "FAIL_CLOSE is the enum's zero value");
+        assert_eq!(b["configuration"], json!({}), "an empty pluginConfig is an empty Any");
         assert_eq!(c["configuration"]["value"], r#"{"a":2,"b":1}"#);
         let remote = &c["vm_config"]["code"]["remote"];
         assert_eq!(remote["http_uri"]["uri"], "oci://ghcr.io/x/y:1", "no scheme means oci");

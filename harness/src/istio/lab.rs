@@ -50,6 +50,8 @@ pub struct IstioOptions {
     pub admin_port: u16,
     pub concurrency: u32,
     pub envoy: Option<PathBuf>,
+    /// meshConfig `rootNamespace` (default `istio-system`).
+    pub root_namespace: Option<String>,
     /// Serve the images from a local registry holding this machine's builds: every `oci://` URL's
     /// host becomes the local registry, where the build of the plugin's module (`pluginName`) is pushed
     /// under the URL's path and tag first (as `meshplug push` packages it). A pinned `sha256` still
@@ -69,6 +71,7 @@ impl IstioOptions {
             admin_port: 0,
             concurrency: 2,
             envoy: None,
+            root_namespace: None,
             mirror: false,
         }
     }
@@ -135,6 +138,10 @@ pub struct IstioLab {
 pub struct Feed {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// The proxy is an ambient waypoint serving `services`.
+    pub waypoint: bool,
+    pub services: Vec<istiod::ServedService>,
+    pub root_namespace: String,
     pub class: ListenerClass,
     pub target_port: u16,
     opts: IstioOptions,
@@ -182,30 +189,57 @@ impl IstioLab {
     pub fn start(opts: IstioOptions) -> anyhow::Result<Self> {
         let m = read_manifests(&opts.dir)?;
         anyhow::ensure!(!m.plugins.is_empty(), "no WasmPlugin under {}", opts.dir.display());
-        let namespace = opts.namespace.clone().unwrap_or_else(|| m.plugins[0].namespace.clone());
+        let root_namespace = opts.root_namespace.clone().unwrap_or_else(|| super::ROOT_NAMESPACE.to_string());
+        // A waypoint proxy when the plugins target waypoints (Service, ServiceEntry, GatewayClass): it
+        // serves the targeted services, in their plugins' namespaces.
+        let mut services: Vec<istiod::ServedService> = Vec::new();
+        let mut waypoint = false;
+        for p in &m.plugins {
+            for r in p.target_refs() {
+                let kind = r["kind"].as_str().unwrap_or_default();
+                waypoint |= matches!(kind, "Service" | "ServiceEntry" | "GatewayClass");
+                if matches!(kind, "Service" | "ServiceEntry") {
+                    let s = istiod::ServedService {
+                        name: r["name"].as_str().unwrap_or_default().to_string(),
+                        namespace: p.namespace.clone(),
+                        kind: kind.to_string(),
+                    };
+                    if !services.contains(&s) {
+                        services.push(s);
+                    }
+                }
+            }
+        }
+        let namespace = opts.namespace.clone().unwrap_or_else(|| {
+            // A waypoint runs in its services' namespace; a plugin from the root namespace applies anyway.
+            services
+                .first()
+                .map(|s| s.namespace.clone())
+                .or_else(|| m.plugins.iter().find(|p| p.namespace != root_namespace).map(|p| p.namespace.clone()))
+                .unwrap_or_else(|| m.plugins[0].namespace.clone())
+        });
         let labels = opts.labels.clone().unwrap_or_else(|| {
             let mut l = BTreeMap::new();
             for p in &m.plugins {
                 for (k, v) in p.spec["selector"]["matchLabels"].as_object().into_iter().flatten() {
                     l.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
                 }
-                for r in p.spec["targetRefs"].as_array().into_iter().flatten().filter(|r| r["kind"] == "Gateway") {
-                    l.insert(
-                        "gateway.networking.k8s.io/gateway-name".into(),
-                        r["name"].as_str().unwrap_or_default().into(),
-                    );
+                for r in p.target_refs().into_iter().filter(|r| r["kind"] == "Gateway") {
+                    l.insert(istiod::GATEWAY_NAME_LABEL.into(), r["name"].as_str().unwrap_or_default().into());
                 }
+            }
+            if waypoint {
+                l.entry(istiod::GATEWAY_NAME_LABEL.into()).or_insert_with(|| "waypoint".into());
             }
             l
         });
         let client_only = m.plugins.iter().all(|p| {
             p.spec["match"].as_array().is_some_and(|ms| !ms.is_empty() && ms.iter().all(|x| x["mode"] == "CLIENT"))
         });
-        let gateway = m
-            .plugins
-            .iter()
-            .any(|p| p.spec["targetRefs"].as_array().is_some_and(|r| r.iter().any(|r| r["kind"] == "Gateway")));
+        let gateway = m.plugins.iter().any(|p| p.target_refs().iter().any(|r| r["kind"] == "Gateway"));
+        // A waypoint's plugins run on its inbound (HBONE-terminated) chain: SERVER traffic.
         let class = opts.class.unwrap_or(match (client_only || gateway, gateway) {
+            _ if waypoint => ListenerClass::SidecarInbound,
             (true, true) => ListenerClass::Gateway,
             (true, false) => ListenerClass::SidecarOutbound,
             _ => ListenerClass::SidecarInbound,
@@ -339,6 +373,9 @@ impl IstioLab {
         let mut feed = Feed {
             namespace,
             labels,
+            waypoint,
+            services,
+            root_namespace,
             class,
             target_port,
             opts: opts.clone(),
@@ -387,11 +424,15 @@ impl Feed {
 
     fn sync_with(&mut self, m: &Manifests) -> anyhow::Result<SyncReport> {
         let mut report = SyncReport::default();
+        let proxy = istiod::Proxy {
+            namespace: &self.namespace,
+            labels: &self.labels,
+            waypoint: self.waypoint,
+            services: &self.services,
+            root_namespace: &self.root_namespace,
+        };
         let selected: Vec<WasmPlugin> =
-            istiod::listener_plugins(&m.plugins, &self.namespace, &self.labels, self.class, self.target_port)
-                .into_iter()
-                .cloned()
-                .collect();
+            istiod::listener_plugins(&m.plugins, &proxy, self.class, self.target_port).into_iter().cloned().collect();
         for p in &selected {
             let name = p.resource_name();
             let mut plugin = p.clone();

@@ -35,3 +35,6 @@ pub const RESOURCE_PREFIX: &str = "extensions.istio.io/wasmplugin/";
 pub const PULL_SECRET_ENV: &str = "ISTIO_META_WASM_IMAGE_PULL_SECRET";
 pub const PULL_POLICY_ENV: &str = "ISTIO_META_WASM_IMAGE_PULL_POLICY";
 pub const RESOURCE_VERSION_ENV: &str = "ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION";
+/// Istio's default root namespace (meshConfig `rootNamespace`): the lab's default, configurable in a
+/// composition (`defaults.rootNamespace`) and in `up --istio` (`--root-namespace`).
+pub const ROOT_NAMESPACE: &str = "istio-system";
