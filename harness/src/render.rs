@@ -207,23 +207,34 @@ fn failure_policy(strategy: &str) -> &'static str {
     }
 }
 
-/// The Istio filter the EnvoyFilter form inserts before for the later phases: Istio's listener builder
-/// (`pilot/pkg/networking/core/listener_builder.go`, 1.28 and 1.29) appends STATS and
-/// UNSPECIFIED_PHASE plugins right before `envoy.filters.http.grpc_stats`, which every HTTP chain has.
-const AFTER_ISTIO_FILTERS: &str = "envoy.filters.http.grpc_stats";
+/// The Istio filter the EnvoyFilter form inserts before for AUTHZ and the later phases: Istio's listener
+/// builder (`pilot/pkg/networking/core/listener_builder.go`, 1.28 and 1.29) appends
+/// `envoy.filters.http.grpc_stats` to every HTTP chain, after `jwt_authn` and `rbac`.
+pub const AFTER_ISTIO_FILTERS: &str = "envoy.filters.http.grpc_stats";
 
 /// The EnvoyFilter of one filter of a workload, delivered as istiod delivers a WasmPlugin
 /// (`pilot/pkg/networking/core/extension/wasmplugin.go`, `pilot/pkg/model/extensions.go`): the module
-/// through ECDS (an `EXTENSION_CONFIG` resource named `<namespace>.<name>`, so istio-agent fetches
-/// it and, on a failure, swaps in its RBAC stand-in, which the filter's `type_urls` accept; an
-/// `initial_fetch_timeout` of 0 so the listener waits for it), one `HTTP_FILTER` patch per port and
-/// listener context. Placement: AUTHN and AUTHZ plugins go first in the chain (`INSERT_FIRST`, applied
-/// in reverse so the listed order holds: before Istio's jwt_authn and rbac, also before its
-/// metadata-exchange, which an EnvoyFilter cannot count on being present); STATS and UNSPECIFIED_PHASE
-/// ones right before `envoy.filters.http.grpc_stats`, where Istio puts them. Local modules (`file://`)
-/// are inserted inline.
+/// through ECDS — `file://` modules too, so a bad file is one rejected extension config, not a rejected
+/// listener — as an `EXTENSION_CONFIG` resource named `extensions.istio.io/wasmplugin/<namespace>.<name>`
+/// (its Wasm config `<namespace>.<name>`), so istio-agent fetches it and, on a failure, swaps in its RBAC
+/// stand-in, which the filter's `type_urls` accept; an `initial_fetch_timeout` of 0 so the listener waits
+/// for it; the VM environment istiod writes (pull policy, and a resource version: here a digest of the
+/// rendered config, so `imagePullPolicy: Always` re-pulls whenever the rendering changes, as the agent
+/// re-pulls a WasmPlugin whose resource version changed); one `HTTP_FILTER` patch per port and context.
+///
+/// Placement (istiod's order: metadata exchange, CUSTOM ext_authz, AUTHN plugins, `jwt_authn`, AUTHZ
+/// plugins, `rbac`, STATS/UNSPECIFIED plugins, `grpc_web`, `grpc_stats`, …): an EnvoyFilter patch
+/// relative to a filter that is absent applies nowhere (listener_patch.go `patchHTTPFilters`), and
+/// `jwt_authn`, `rbac`, ext_authz and `grpc_web` exist only when a RequestAuthentication, an
+/// AuthorizationPolicy or a gRPC-web port does — even metadata exchange is absent on HBONE chains. So
+/// each plugin is anchored where it always applies: AUTHN plugins `INSERT_FIRST` (applied in reverse so
+/// the listed order holds: before `jwt_authn` and `rbac`, also before metadata exchange and ext_authz);
+/// AUTHZ, STATS and UNSPECIFIED_PHASE plugins right before `envoy.filters.http.grpc_stats`, in list order
+/// (after `jwt_authn`, so an AUTHZ plugin sees what RequestAuthentication verified; after `rbac` and
+/// `grpc_web` too). README (manifests/) says what differs from istiod's order and why.
 fn envoy_filter(c: &Composition, w: &Workload, p: &Placed, ef_priority: i64) -> Value {
-    let name = format!("{}.{}-{}", w.namespace, w.name, p.filter);
+    let config_name = format!("{}.{}-{}", w.namespace, w.name, p.filter);
+    let name = format!("{}{config_name}", istio::RESOURCE_PREFIX);
     let url = url(c, p.filter);
     let mut code = match url.strip_prefix("file://") {
         Some(path) => json!({ "local": { "filename": path } }),
@@ -232,46 +243,41 @@ fn envoy_filter(c: &Composition, w: &Workload, p: &Placed, ef_priority: i64) -> 
     if let (Some(d), Some(remote)) = (digest(c, p.filter), code.get_mut("remote")) {
         remote["sha256"] = json!(d);
     }
-    let mut vm_config = json!({ "vm_id": "", "runtime": "envoy.wasm.runtime.v8", "code": code });
-    if !url.starts_with("file://") {
-        vm_config["environment_variables"] =
-            json!({ "key_values": { istio::PULL_POLICY_ENV: c.defaults.image_pull_policy } });
-    }
-    let wasm = json!({
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-        "config": {
-            "name": name,
-            "root_id": p.filter,
-            "vm_config": vm_config,
-            "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": istio::plugin_config_json(p.config) },
-            "failure_policy": failure_policy(&p.fail_strategy),
-        }
+    let mut config = json!({
+        "name": config_name,
+        "root_id": p.filter,
+        "vm_config": { "runtime": "envoy.wasm.runtime.v8", "code": code },
+        "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": istio::plugin_config_json(p.config) },
+        "failure_policy": failure_policy(&p.fail_strategy),
     });
-    let early = p.phase == "AUTHN" || p.phase == "AUTHZ";
-    let filter = if url.starts_with("file://") {
-        json!({ "name": name, "typed_config": wasm })
-    } else {
-        json!({ "name": name, "config_discovery": {
-            "config_source": { "ads": {}, "initial_fetch_timeout": "0s" },
-            "type_urls": [istio::WASM_TYPE_URL, istio::RBAC_TYPE_URL] } })
-    };
-    let mut patches = Vec::new();
-    if !url.starts_with("file://") {
-        patches.push(json!({ "applyTo": "EXTENSION_CONFIG", "patch": { "operation": "ADD", "value": { "name": name, "typed_config": wasm } } }));
-    }
+    // The resource version: what makes the agent's `Always` pull again (cache.go getEntry compares it).
+    let version = crate::oci::sha256(config.to_string().as_bytes());
+    let version = version.trim_start_matches("sha256:").get(..16).unwrap_or_default().to_string();
+    let mut env = serde_json::Map::new();
+    env.insert(istio::PULL_POLICY_ENV.into(), json!(c.defaults.image_pull_policy));
+    env.insert(istio::RESOURCE_VERSION_ENV.into(), json!(version));
+    config["vm_config"]["environment_variables"] = json!({ "key_values": env });
+    let wasm = json!({ "@type": istio::WASM_TYPE_URL, "config": config });
+    let first = p.phase == "AUTHN";
+    let filter = json!({ "name": name, "config_discovery": {
+        "config_source": { "ads": {}, "initial_fetch_timeout": "0s" },
+        "type_urls": [istio::WASM_TYPE_URL, istio::RBAC_TYPE_URL] } });
+    let mut patches = vec![
+        json!({ "applyTo": "EXTENSION_CONFIG", "patch": { "operation": "ADD", "value": { "name": name, "typed_config": wasm } } }),
+    ];
     let ports: Vec<Option<u32>> =
         if w.ports.is_empty() { vec![None] } else { w.ports.iter().copied().map(Some).collect() };
     for context in contexts(w, p.filter) {
         for port in &ports {
             let mut hcm = json!({ "name": "envoy.filters.network.http_connection_manager" });
-            if !early {
+            if !first {
                 hcm["subFilter"] = json!({ "name": AFTER_ISTIO_FILTERS });
             }
             let mut listener = json!({ "filterChain": { "filter": hcm } });
             if let Some(port) = port {
                 listener["portNumber"] = json!(port);
             }
-            let operation = if early { "INSERT_FIRST" } else { "INSERT_BEFORE" };
+            let operation = if first { "INSERT_FIRST" } else { "INSERT_BEFORE" };
             patches.push(json!({ "applyTo": "HTTP_FILTER",
                                  "match": { "context": context, "listener": listener },
                                  "patch": { "operation": operation, "value": filter.clone() } }));
@@ -442,7 +448,7 @@ pub fn render(c: &Composition, envoyfilter: bool) -> anyhow::Result<Rendered> {
         let mut resources = Vec::new();
         let modules = w.modules();
         let placed = place(c, w, &modules);
-        let early = placed.iter().filter(|p| p.phase == "AUTHN" || p.phase == "AUTHZ").count() as i64;
+        let early = placed.iter().filter(|p| p.phase == "AUTHN").count() as i64;
         for (i, p) in placed.iter().enumerate() {
             let (file, doc) = if envoyfilter {
                 // INSERT_FIRST patches apply in reverse, INSERT_BEFORE ones in order (EnvoyFilters apply by

@@ -356,41 +356,38 @@ fn rendered_plugins_match_the_traffic_each_filter_is_for() {
     }
 }
 
-/// Applies EnvoyFilter HTTP_FILTER patches to an HTTP filter chain as istiod does
-/// (`pilot/pkg/networking/core/envoyfilter/listener_patch.go`, `patchHTTPFilters`): EnvoyFilters by
-/// ascending priority, their patches in order; INSERT_FIRST puts the filter first, INSERT_BEFORE right
-/// before the filter named by `subFilter` (a patch whose subFilter is absent does nothing).
-fn apply_http_filter_patches(chain: &[&str], envoy_filters: &[Value], context: &str, port: u32) -> Vec<String> {
-    let mut chain: Vec<String> = chain.iter().map(|s| s.to_string()).collect();
-    let mut sorted: Vec<&Value> = envoy_filters.iter().collect();
-    sorted.sort_by_key(|f| f["spec"]["priority"].as_i64().unwrap_or(0));
-    for f in sorted {
-        for p in f["spec"]["configPatches"].as_array().unwrap() {
-            if p["applyTo"] != "HTTP_FILTER" {
-                continue;
-            }
-            let ctx = p["match"]["context"].as_str().unwrap();
-            if ctx != context && ctx != "ANY" {
-                continue;
-            }
-            let listener = &p["match"]["listener"];
-            if listener["portNumber"].as_u64().is_some_and(|n| n != u64::from(port)) {
-                continue;
-            }
-            let name = p["patch"]["value"]["name"].as_str().unwrap().to_string();
-            match p["patch"]["operation"].as_str().unwrap() {
-                "INSERT_FIRST" => chain.insert(0, name),
-                "INSERT_BEFORE" => {
-                    let sub = listener["filterChain"]["filter"]["subFilter"]["name"].as_str().unwrap();
-                    if let Some(i) = chain.iter().position(|n| n == sub) {
-                        chain.insert(i, name);
-                    }
-                }
-                other => panic!("unexpected operation {other}"),
-            }
-        }
+/// The names of an Istio-built chain (listener_builder.go) with the given optional filters, after the
+/// EnvoyFilters' HTTP_FILTER patches are applied as istiod applies them
+/// (`meshplug_harness::istio::envoyfilter`, mirroring listener_patch.go).
+fn patched_chain(optional: &[&str], envoy_filters: &[Value], context: &str, port: u16) -> Vec<String> {
+    use meshplug_harness::istio::envoyfilter::{self as ef, ChainFilter};
+    let class = match context {
+        "SIDECAR_INBOUND" => meshplug_harness::istio::istiod::ListenerClass::SidecarInbound,
+        "SIDECAR_OUTBOUND" => meshplug_harness::istio::istiod::ListenerClass::SidecarOutbound,
+        _ => meshplug_harness::istio::istiod::ListenerClass::Gateway,
+    };
+    let mut chain = ef::istio_chain(class, &[]);
+    // Istio adds jwt_authn, rbac, ext_authz and grpc_web only when something asks for them.
+    chain.retain(|f| ![ef::JWT_AUTHN, ef::RBAC].contains(&f.name().as_str()) || optional.contains(&f.name().as_str()));
+    if optional.contains(&"envoy.filters.http.ext_authz") {
+        chain.insert(1, ChainFilter::IstioOnly("envoy.filters.http.ext_authz"));
     }
-    chain
+    if optional.contains(&"envoy.filters.http.grpc_web") {
+        let at = chain.iter().position(|f| f.name() == ef::GRPC_STATS).unwrap();
+        chain.insert(at, ChainFilter::IstioOnly("envoy.filters.http.grpc_web"));
+    }
+    let filters: Vec<ef::EnvoyFilter> = envoy_filters.iter().map(|d| ef::EnvoyFilter::from_doc(d).unwrap()).collect();
+    let labels = [("app".to_string(), "payments".to_string())].into_iter().collect();
+    let proxy = meshplug_harness::istio::istiod::Proxy {
+        namespace: "shop",
+        labels: &labels,
+        waypoint: false,
+        services: &[],
+        root_namespace: "istio-system",
+    };
+    let matched = ef::matched(&filters, &proxy);
+    ef::patch_http_filters(&mut chain, &matched, context, port);
+    chain.iter().map(ChainFilter::name).collect()
 }
 
 /// The EnvoyFilter form delivers each module as istiod delivers a WasmPlugin
@@ -415,18 +412,18 @@ fn envoyfilters_mirror_istiods_wasmplugin_delivery() {
         let doc = docs(&rendered[&format!("payments/envoyfilter-{f}.yaml")]).remove(0);
         assert_eq!(check_document(f, &doc), vec![], "{f}");
         let patches = doc["spec"]["configPatches"].as_array().unwrap().clone();
-        let name = format!("shop.payments-{f}");
+        let name = format!("extensions.istio.io/wasmplugin/shop.payments-{f}");
         let ecds = &patches[0];
         assert_eq!(ecds["applyTo"], "EXTENSION_CONFIG");
-        assert_eq!(ecds["patch"]["value"]["name"], name);
+        assert_eq!(ecds["patch"]["value"]["name"], name, "the resource name istiod writes");
         let config = &ecds["patch"]["value"]["typed_config"]["config"];
-        assert_eq!(config["name"], name);
+        assert_eq!(config["name"], format!("shop.payments-{f}"));
         assert_eq!(config["root_id"], f);
         assert_eq!(config["vm_config"]["code"]["remote"]["http_uri"]["cluster"], "_");
-        assert_eq!(
-            config["vm_config"]["environment_variables"]["key_values"]["ISTIO_META_WASM_IMAGE_PULL_POLICY"],
-            "Always"
-        );
+        let env = &config["vm_config"]["environment_variables"]["key_values"];
+        assert_eq!(env["ISTIO_META_WASM_IMAGE_PULL_POLICY"], "Always");
+        // A resource version that changes with the rendering: what makes the agent's Always pull again.
+        assert!(env["ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"].as_str().is_some_and(|v| v.len() == 16), "{env}");
         let policy = match f {
             "rate-limit" => "FAIL_RELOAD",
             "jwt-authz" => "FAIL_CLOSED",
@@ -453,48 +450,47 @@ fn envoyfilters_mirror_istiods_wasmplugin_delivery() {
         assert!(ports.contains(&8080) && ports.contains(&9090), "{f}: {ports:?}");
         efs.push(doc);
     }
-    // A sidecar inbound chain as Istio 1.29 builds it with a RequestAuthentication and an
-    // AuthorizationPolicy present (listener_builder.go buildHTTPConnectionManager).
-    let istio = [
-        "istio.metadata_exchange",
-        "envoy.filters.http.jwt_authn",
-        "envoy.filters.http.rbac",
-        "envoy.filters.http.grpc_stats",
-        "envoy.filters.http.fault",
-        "envoy.filters.http.cors",
-        "istio.stats",
-        "envoy.filters.http.router",
+    // Sidecar chains as Istio 1.29 builds them, with and without the filters that exist only when a
+    // RequestAuthentication, an AuthorizationPolicy, a CUSTOM action or a gRPC-web port asks for them:
+    // every plugin lands exactly once, wherever they are; AUTHN before jwt_authn and rbac; AUTHZ after
+    // jwt_authn (it sees what RequestAuthentication verified); all before grpc_stats, in listed order.
+    let variants: [&[&str]; 4] = [
+        &["envoy.filters.http.jwt_authn", "envoy.filters.http.rbac"],
+        &[],
+        &["envoy.filters.http.rbac", "envoy.filters.http.ext_authz"],
+        &["envoy.filters.http.jwt_authn", "envoy.filters.http.grpc_web"],
     ];
-    for port in [8080, 9090] {
-        let inbound = apply_http_filter_patches(&istio, &efs, "SIDECAR_INBOUND", port);
-        let pos = |n: &str| inbound.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} missing: {inbound:?}"));
-        let (jwt, rl, fault) =
-            (pos("shop.payments-jwt-authz"), pos("shop.payments-rate-limit"), pos("shop.payments-fault"));
-        assert!(jwt < rl && rl < pos("envoy.filters.http.jwt_authn"), "AUTHN, AUTHZ before Istio's authn: {inbound:?}");
-        assert!(pos("envoy.filters.http.rbac") < fault && fault < pos("envoy.filters.http.grpc_stats"), "{inbound:?}");
-        assert!(!inbound.iter().any(|n| n == "shop.payments-canary"), "canary is not inbound: {inbound:?}");
-        let outbound = apply_http_filter_patches(&istio, &efs, "SIDECAR_OUTBOUND", port);
-        assert!(
-            outbound.iter().any(|n| n == "shop.payments-canary")
-                && !outbound.iter().any(|n| n == "shop.payments-jwt-authz")
-        );
+    for optional in variants {
+        for port in [8080, 9090] {
+            let inbound = patched_chain(optional, &efs, "SIDECAR_INBOUND", port);
+            let once = |n: &str| {
+                let found: Vec<usize> = inbound.iter().enumerate().filter(|(_, x)| *x == n).map(|(i, _)| i).collect();
+                assert_eq!(found.len(), 1, "{n} exactly once with {optional:?}: {inbound:?}");
+                found[0]
+            };
+            let pos = |n: &str| inbound.iter().position(|x| x == n);
+            let (jwt, rl, fault) = (
+                once("extensions.istio.io/wasmplugin/shop.payments-jwt-authz"),
+                once("extensions.istio.io/wasmplugin/shop.payments-rate-limit"),
+                once("extensions.istio.io/wasmplugin/shop.payments-fault"),
+            );
+            assert!(jwt < rl && rl < fault && Some(fault) < pos("envoy.filters.http.grpc_stats"), "{inbound:?}");
+            if let Some(authn) = pos("envoy.filters.http.jwt_authn") {
+                assert!(jwt < authn && authn < rl, "AUTHN before, AUTHZ after Istio's jwt_authn: {inbound:?}");
+            }
+            if let Some(rbac) = pos("envoy.filters.http.rbac") {
+                assert!(jwt < rbac, "{inbound:?}");
+            }
+            assert!(!inbound.iter().any(|n| n.ends_with("shop.payments-canary")), "canary is not inbound: {inbound:?}");
+            let outbound = patched_chain(optional, &efs, "SIDECAR_OUTBOUND", port);
+            assert!(
+                outbound.iter().filter(|n| n.ends_with("shop.payments-canary")).count() == 1
+                    && !outbound.iter().any(|n| n.ends_with("shop.payments-jwt-authz"))
+            );
+        }
     }
-    assert!(
-        apply_http_filter_patches(&istio, &efs, "SIDECAR_INBOUND", 7070).len() == istio.len(),
-        "other ports untouched"
-    );
-
-    // A waypoint target cannot be an EnvoyFilter (istiod selects EnvoyFilters without services; waypoints
-    // take GATEWAY patches only): refused, saying what to use.
-    for target in
-        ["{kind: Service, name: s}", "{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}"]
-    {
-        let mut w = one_workload(&format!("  targetRefs: [{target}]\n"), JWT);
-        w.workloads[0].namespace = "istio-system".into();
-        let e = render(&w, true).unwrap_err().to_string();
-        assert!(e.contains("/workloads/0/targetRefs") && e.contains("Render WasmPlugins"), "{e}");
-        assert!(render(&w, false).is_ok());
-    }
+    let untouched = patched_chain(&[], &[], "SIDECAR_INBOUND", 7070);
+    assert_eq!(patched_chain(&[], &efs, "SIDECAR_INBOUND", 7070), untouched, "other ports untouched");
 
     c.defaults.image_pull_secret = Some("regcred".into());
     let e = render(&c, true).unwrap_err().to_string();

@@ -86,6 +86,15 @@ fn the_payments_manifests_serve_the_payments_answers() {
             ],
         ),
         ("manifests/bundle/payments", vec!["extensions.istio.io/wasmplugin/shop.payments-meshplug"]),
+        // The EnvoyFilter form, patched into istiod's chain as istiod patches (listener_patch.go).
+        (
+            "manifests/envoyfilter/payments",
+            vec![
+                "extensions.istio.io/wasmplugin/shop.payments-jwt-authz",
+                "extensions.istio.io/wasmplugin/shop.payments-rate-limit",
+                "extensions.istio.io/wasmplugin/shop.payments-fault",
+            ],
+        ),
     ] {
         let lab = start_committed(committed);
         assert_eq!(lab.feed.plugin_names(), filters.as_slice(), "{committed}");
@@ -541,4 +550,63 @@ fn a_gatewayclass_plugin_authenticates_on_the_waypoint() {
     let lab = IstioLab::start(opts).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(lab.feed.plugin_names().is_empty(), "{:?}", lab.feed.plugin_names());
     assert_eq!(status(&lab.envoy.client().unwrap(), Req::get("/api")), 200, "unauthenticated: the plugin never runs");
+}
+
+/// The EnvoyFilter form through istiod's patching and istio-agent (pkg/wasm/cache.go): with
+/// `imagePullPolicy: Always` a changed rendering is pulled again (its resource version is a digest of
+/// the rendered config; without one the agent compared "" with "" and never pulled again); and a
+/// `file://` module goes through ECDS as istiod sends one, so a missing file is one rejected extension
+/// config while the listener keeps serving with the last good one.
+#[test]
+fn the_envoyfilter_form_pulls_again_on_always_and_survives_a_bad_file() {
+    use meshplug_harness::composition::Composition;
+    use meshplug_harness::render::{render, write};
+    let registry = Registry::start().unwrap();
+    push_modules(&registry);
+    let composition = |header: &str, defaults: &str| {
+        format!(
+            "defaults: {{{defaults}}}\nworkloads:\n- name: api\n  namespace: shop\n  selector: {{app: api}}\n  filters:\n  \
+             - name: fault\n    pluginConfig: {{rules: [{{match: [{{headers: {{{header}: {{exact: '1'}}}}}}], abort: {{httpStatus: 503}}}}]}}\n"
+        )
+    };
+    let render_to = |text: &str, dir: &Path| {
+        let c = Composition::parse(text).unwrap();
+        assert_eq!(c.validate(), vec![]);
+        write(&render(&c, true).unwrap(), dir).unwrap();
+    };
+    let dir = scratch("ef-always");
+    let remote = format!("registry: '{}/meshplug', tag: 0.1.0, imagePullPolicy: Always", registry.host());
+    render_to(&composition("x-a", &remote), &dir);
+    let mut lab = start(&dir.join("api"));
+    assert_eq!(lab.feed.plugin_names(), ["extensions.istio.io/wasmplugin/shop.api-fault"]);
+    let c = lab.envoy.client().unwrap();
+    assert!(meshplug_tests::eventually(Duration::from_secs(10), || status(&c, Req::get("/").header("x-a", "1")) == 503));
+    assert_eq!(lab.fetches(), 1);
+    render_to(&composition("x-b", &remote), &dir);
+    let report = lab.sync().unwrap();
+    assert!(!report.listener_changed, "only the extension config changed: {report:?}");
+    assert!(meshplug_tests::eventually(Duration::from_secs(10), || status(&c, Req::get("/").header("x-b", "1")) == 503));
+    assert_eq!(lab.fetches(), 2, "Always: the changed rendering was pulled again");
+    drop(lab);
+
+    let modules = scratch("ef-modules");
+    std::fs::copy(meshplug_harness::filters::module_path("fault").unwrap(), modules.join("fault.wasm")).unwrap();
+    let dir = scratch("ef-file");
+    let local = |m: &Path| format!("moduleDir: '{}'", m.display());
+    render_to(&composition("x-a", &local(&modules)), &dir);
+    let mut lab = start(&dir.join("api"));
+    let c = lab.envoy.client().unwrap();
+    assert!(meshplug_tests::eventually(Duration::from_secs(10), || status(&c, Req::get("/").header("x-a", "1")) == 503));
+    // The module file is gone from the new moduleDir: Envoy rejects that extension config only.
+    render_to(&composition("x-b", &local(&modules.join("missing"))), &dir);
+    lab.sync().unwrap();
+    assert!(
+        meshplug_tests::eventually(Duration::from_secs(10), || lab.envoy.log().contains("missing/fault.wasm")),
+        "Envoy names the file it could not read: {}",
+        lab.envoy.log()
+    );
+    for _ in 0..10 {
+        assert_eq!(status(&c, Req::get("/").header("x-a", "1")), 503, "the last good config still applies");
+        assert_eq!(status(&c, Req::get("/").header("x-b", "1")), 200);
+    }
 }

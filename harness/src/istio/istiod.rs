@@ -48,6 +48,57 @@ pub struct Proxy<'a> {
     pub root_namespace: &'a str,
 }
 
+/// `WorkloadPolicyMatcher.ShouldAttachPolicy` (pilot/pkg/model/policyattachment.go, 1.29.6) for a
+/// policy (WasmPlugin or EnvoyFilter) in `policy_namespace` with this selector and these targets, and
+/// the namespaces istiod looks policies up in (the proxy's, the root namespace, a waypoint's services').
+pub fn should_attach(
+    policy_namespace: &str,
+    selector: Option<&serde_json::Map<String, Value>>,
+    refs: &[&Value],
+    proxy: &Proxy,
+) -> bool {
+    let looked_in = policy_namespace == proxy.namespace
+        || policy_namespace == proxy.root_namespace
+        || proxy.services.iter().any(|s| s.namespace == policy_namespace);
+    if !looked_in {
+        return false;
+    }
+    let selected = || match selector {
+        None => true,
+        Some(want) => want.iter().all(|(k, v)| proxy.labels.get(k).map(String::as_str) == v.as_str()),
+    };
+    let Some(gateway_name) = proxy.labels.get(GATEWAY_NAME_LABEL) else {
+        return refs.is_empty() && selected();
+    };
+    if refs.is_empty() {
+        return !proxy.waypoint && selected();
+    }
+    refs.iter().any(|r| {
+        let name = r["name"].as_str().unwrap_or_default();
+        let served = |kind: &str| {
+            proxy.services.iter().any(|s| s.kind == kind && s.name == name && s.namespace == policy_namespace)
+        };
+        if proxy.waypoint && group_kind(r, "core", "Service") && served("Service") {
+            return true;
+        }
+        if proxy.waypoint && group_kind(r, "networking.istio.io", "ServiceEntry") && served("ServiceEntry") {
+            return true;
+        }
+        if policy_namespace == proxy.root_namespace
+            && proxy.waypoint
+            && group_kind(r, "gateway.networking.k8s.io", "GatewayClass")
+            && name == crate::composition::WAYPOINT_CLASS
+        {
+            return true;
+        }
+        let other_namespace = r["namespace"].as_str().is_some_and(|n| !n.is_empty() && n != proxy.namespace);
+        policy_namespace == proxy.namespace
+            && !other_namespace
+            && group_kind(r, "gateway.networking.k8s.io", "Gateway")
+            && name == gateway_name
+    })
+}
+
 /// `matchesGroupKind`: the target's group (empty = `core`) and kind.
 fn group_kind(r: &Value, group: &str, kind: &str) -> bool {
     let g = match r["group"].as_str().unwrap_or("") {
@@ -139,13 +190,6 @@ impl WasmPlugin {
         }
     }
 
-    fn selector_matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        match self.spec["selector"]["matchLabels"].as_object() {
-            None => true,
-            Some(want) => want.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()),
-        }
-    }
-
     /// Whether istiod attaches the plugin to `proxy`: the plugin's namespace is one istiod looks in
     /// (`WasmPluginsByListenerInfo`: the proxy's, the root namespace, the waypoint's services'), then
     /// `WorkloadPolicyMatcher.ShouldAttachPolicy` (pilot/pkg/model/policyattachment.go, 1.29.6):
@@ -157,43 +201,8 @@ impl WasmPlugin {
     ///   a Gateway (`gateway.networking.k8s.io`) named as the proxy's `gateway-name` label, from the
     ///   proxy's namespace, with no other namespace named in the target.
     pub fn selects(&self, proxy: &Proxy) -> bool {
-        let looked_in = self.namespace == proxy.namespace
-            || self.namespace == proxy.root_namespace
-            || proxy.services.iter().any(|s| s.namespace == self.namespace);
-        if !looked_in {
-            return false;
-        }
-        let refs = self.target_refs();
-        let Some(gateway_name) = proxy.labels.get(GATEWAY_NAME_LABEL) else {
-            return refs.is_empty() && self.selector_matches(proxy.labels);
-        };
-        if refs.is_empty() {
-            return !proxy.waypoint && self.selector_matches(proxy.labels);
-        }
-        refs.iter().any(|r| {
-            let name = r["name"].as_str().unwrap_or_default();
-            let served = |kind: &str| {
-                proxy.services.iter().any(|s| s.kind == kind && s.name == name && s.namespace == self.namespace)
-            };
-            if proxy.waypoint && group_kind(r, "core", "Service") && served("Service") {
-                return true;
-            }
-            if proxy.waypoint && group_kind(r, "networking.istio.io", "ServiceEntry") && served("ServiceEntry") {
-                return true;
-            }
-            if self.namespace == proxy.root_namespace
-                && proxy.waypoint
-                && group_kind(r, "gateway.networking.k8s.io", "GatewayClass")
-                && name == crate::composition::WAYPOINT_CLASS
-            {
-                return true;
-            }
-            let other_namespace = r["namespace"].as_str().is_some_and(|n| !n.is_empty() && n != proxy.namespace);
-            self.namespace == proxy.namespace
-                && !other_namespace
-                && group_kind(r, "gateway.networking.k8s.io", "Gateway")
-                && name == gateway_name
-        })
+        let selector = self.spec["selector"]["matchLabels"].as_object();
+        should_attach(&self.namespace, selector, &self.target_refs(), proxy)
     }
 
     /// `metadata.creationTimestamp` (RFC 3339, so it sorts as text; absent sorts first, as Kubernetes

@@ -19,6 +19,7 @@
 //!   from the rules' `global.limit` as `render`'s ConfigMap is.
 
 use super::agent::{self, Cache, Outcome};
+use super::envoyfilter::{self, ChainFilter};
 use super::istiod::{self, ListenerClass, WasmPlugin};
 use crate::echo::EchoServer;
 use crate::envoy::{find_envoy, EnvoyBinary};
@@ -81,6 +82,8 @@ impl IstioOptions {
 /// `<namespace>/<name>` (their `.dockerconfigjson`).
 pub struct Manifests {
     pub plugins: Vec<WasmPlugin>,
+    /// EnvoyFilters (the `render --envoyfilter` form), applied to the chain as istiod applies them.
+    pub envoy_filters: Vec<super::envoyfilter::EnvoyFilter>,
     pub secrets: BTreeMap<String, Vec<u8>>,
 }
 
@@ -90,6 +93,7 @@ pub fn read_manifests(dir: &Path) -> anyhow::Result<Manifests> {
     use serde::Deserialize;
     let files = crate::manifests::yaml_files(dir)?;
     let mut plugins = Vec::new();
+    let mut envoy_filters = Vec::new();
     let mut secrets = BTreeMap::new();
     for f in files {
         let text = std::fs::read_to_string(&f)?;
@@ -97,6 +101,8 @@ pub fn read_manifests(dir: &Path) -> anyhow::Result<Manifests> {
             let doc = Value::deserialize(de).map_err(|e| anyhow::anyhow!("{}: not YAML: {e}", f.display()))?;
             if let Some(p) = WasmPlugin::from_doc(&doc, &f.display().to_string()) {
                 plugins.push(p);
+            } else if let Some(e) = super::envoyfilter::EnvoyFilter::from_doc(&doc) {
+                envoy_filters.push(e);
             } else if doc["kind"] == "Secret" && doc["type"] == "kubernetes.io/dockerconfigjson" {
                 let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
                 let name = doc["metadata"]["name"].as_str().unwrap_or_default();
@@ -106,7 +112,7 @@ pub fn read_manifests(dir: &Path) -> anyhow::Result<Manifests> {
             }
         }
     }
-    Ok(Manifests { plugins, secrets })
+    Ok(Manifests { plugins, envoy_filters, secrets })
 }
 
 /// What one sync did (for `up --istio`'s output and the tests).
@@ -149,7 +155,10 @@ pub struct Feed {
     cache: Cache,
     /// Per resource name: the spec last sent and its resource version.
     sent: BTreeMap<String, (Value, u64)>,
+    /// The meshplug filters of the listener, in order.
     filters: Vec<String>,
+    /// Every HTTP filter of the listener as istiod would build it, in order.
+    chain: Vec<String>,
     route_config: Value,
     listener_version: u64,
     /// `host:port` of the mirror registry, and the references pushed to it.
@@ -188,13 +197,20 @@ impl IstioLab {
     /// Reads the manifests, starts the upstreams and Envoy, sends every selected plugin.
     pub fn start(opts: IstioOptions) -> anyhow::Result<Self> {
         let m = read_manifests(&opts.dir)?;
-        anyhow::ensure!(!m.plugins.is_empty(), "no WasmPlugin under {}", opts.dir.display());
+        // The EnvoyFilter form's plugins are read the same way for what the run needs around them.
+        let views: Vec<WasmPlugin> = m
+            .plugins
+            .iter()
+            .cloned()
+            .chain(m.envoy_filters.iter().flat_map(super::envoyfilter::plugin_views))
+            .collect();
+        anyhow::ensure!(!views.is_empty(), "no WasmPlugin or meshplug EnvoyFilter under {}", opts.dir.display());
         let root_namespace = opts.root_namespace.clone().unwrap_or_else(|| super::ROOT_NAMESPACE.to_string());
         // A waypoint proxy when the plugins target waypoints (Service, ServiceEntry, GatewayClass): it
         // serves the targeted services, in their plugins' namespaces.
         let mut services: Vec<istiod::ServedService> = Vec::new();
         let mut waypoint = false;
-        for p in &m.plugins {
+        for p in &views {
             for r in p.target_refs() {
                 let kind = r["kind"].as_str().unwrap_or_default();
                 waypoint |= matches!(kind, "Service" | "ServiceEntry" | "GatewayClass");
@@ -215,12 +231,12 @@ impl IstioLab {
             services
                 .first()
                 .map(|s| s.namespace.clone())
-                .or_else(|| m.plugins.iter().find(|p| p.namespace != root_namespace).map(|p| p.namespace.clone()))
-                .unwrap_or_else(|| m.plugins[0].namespace.clone())
+                .or_else(|| views.iter().find(|p| p.namespace != root_namespace).map(|p| p.namespace.clone()))
+                .unwrap_or_else(|| views[0].namespace.clone())
         });
         let labels = opts.labels.clone().unwrap_or_else(|| {
             let mut l = BTreeMap::new();
-            for p in &m.plugins {
+            for p in &views {
                 for (k, v) in p.spec["selector"]["matchLabels"].as_object().into_iter().flatten() {
                     l.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
                 }
@@ -233,10 +249,10 @@ impl IstioLab {
             }
             l
         });
-        let client_only = m.plugins.iter().all(|p| {
+        let client_only = views.iter().all(|p| {
             p.spec["match"].as_array().is_some_and(|ms| !ms.is_empty() && ms.iter().all(|x| x["mode"] == "CLIENT"))
         });
-        let gateway = m.plugins.iter().any(|p| p.target_refs().iter().any(|r| r["kind"] == "Gateway"));
+        let gateway = views.iter().any(|p| p.target_refs().iter().any(|r| r["kind"] == "Gateway"));
         // A waypoint's plugins run on its inbound (HBONE-terminated) chain: SERVER traffic.
         let class = opts.class.unwrap_or(match (client_only || gateway, gateway) {
             _ if waypoint => ListenerClass::SidecarInbound,
@@ -245,7 +261,7 @@ impl IstioLab {
             _ => ListenerClass::SidecarInbound,
         });
         let target_port = opts.target_port.unwrap_or_else(|| {
-            m.plugins
+            views
                 .iter()
                 .flat_map(|p| p.spec["match"].as_array().cloned().unwrap_or_default())
                 .flat_map(|x| x["ports"].as_array().cloned().unwrap_or_default())
@@ -266,7 +282,7 @@ impl IstioLab {
         } else {
             let mut header = "x-meshplug-variant".to_string();
             let mut variants: Vec<String> = Vec::new();
-            for p in &m.plugins {
+            for p in &views {
                 for c in filter_configs(p, "canary") {
                     if let Some(h) = c["header"].as_str() {
                         header = h.to_string();
@@ -298,7 +314,7 @@ impl IstioLab {
         }
         // Remote JWKS clusters: a local server with the demo key under the cluster's name.
         let mut jwks = Vec::new();
-        for p in &m.plugins {
+        for p in &views {
             for c in filter_configs(p, "jwt-authz") {
                 for rule in c["jwtRules"].as_array().into_iter().flatten() {
                     let Some(cluster) = rule["remoteJwks"]["cluster"].as_str() else { continue };
@@ -315,7 +331,7 @@ impl IstioLab {
 
         // Global rate limits: the rate limit service the plugins' rules name, run locally.
         let mut rate_limit_services = Vec::new();
-        for p in &m.plugins {
+        for p in &views {
             for c in filter_configs(p, "rate-limit") {
                 let Ok(Some(need)) = crate::global::service_need(c) else { continue };
                 if clusters.iter().any(|(name, _, _)| *name == need.cluster) {
@@ -383,6 +399,7 @@ impl IstioLab {
             cache,
             sent: BTreeMap::new(),
             filters: Vec::new(),
+            chain: Vec::new(),
             route_config,
             listener_version: 0,
             mirror: registry.as_ref().map(crate::registry::Registry::host),
@@ -416,6 +433,11 @@ impl Feed {
         &self.filters
     }
 
+    /// Every HTTP filter of the listener as istiod builds it (Istio's own included), in order.
+    pub fn chain(&self) -> &[String] {
+        &self.chain
+    }
+
     fn ecds_dir(&self, resource: &str) -> PathBuf {
         let safe: String =
             resource.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
@@ -433,6 +455,9 @@ impl Feed {
         };
         let selected: Vec<WasmPlugin> =
             istiod::listener_plugins(&m.plugins, &proxy, self.class, self.target_port).into_iter().cloned().collect();
+        let matched: Vec<envoyfilter::EnvoyFilter> =
+            envoyfilter::matched(&m.envoy_filters, &proxy).into_iter().cloned().collect();
+        let envoy_filters: Vec<&envoyfilter::EnvoyFilter> = matched.iter().collect();
         for p in &selected {
             let name = p.resource_name();
             let mut plugin = p.clone();
@@ -455,25 +480,76 @@ impl Feed {
                 let content = m.secrets.get(&format!("{}/{secret}", p.namespace)).cloned().unwrap_or_default();
                 env[super::PULL_SECRET_ENV] = json!(String::from_utf8_lossy(&content));
             }
-            let (converted, outcome) = agent::convert(&resource, &mut self.cache);
-            if let Outcome::Replaced { error, .. } = &outcome {
-                eprintln!("istio-agent: {error}");
-            }
-            let mut typed = converted;
-            typed["@type"] = json!("type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig");
-            let response = json!({ "version_info": version.to_string(), "resources": [typed] });
-            write_atomically(&self.ecds_dir(&name), "config.json", &response)?;
-            self.sent.insert(name.clone(), (p.spec.clone(), version));
-            report.sent.push((name, outcome));
+            self.send(&name, &resource, version, &mut report)?;
+            self.sent.insert(name, (p.spec.clone(), version));
         }
-        let names: Vec<String> = selected.iter().map(WasmPlugin::resource_name).collect();
-        if names != self.filters || self.listener_version == 0 {
-            self.filters = names;
+        // The EnvoyFilter form: its EXTENSION_CONFIG resources through the same agent, a new version
+        // whenever the resource changes (the agent sees the resource version the rendering carries).
+        for mut resource in envoyfilter::extension_configs(&envoy_filters) {
+            let name = resource["name"].as_str().unwrap_or_default().to_string();
+            let version = match self.sent.get(&name) {
+                Some((sent, v)) if *sent == resource => continue,
+                Some((_, v)) => v + 1,
+                None => 1,
+            };
+            let original = resource.clone();
+            if let Some(host) = self.mirror.clone() {
+                self.mirror_resource(&mut resource, host)?;
+            }
+            self.send(&name, &resource, version, &mut report)?;
+            self.sent.insert(name, (original, version));
+        }
+        let mut chain = envoyfilter::istio_chain(self.class, &selected);
+        envoyfilter::patch_http_filters(
+            &mut chain,
+            &envoy_filters,
+            envoyfilter::patch_context(self.class),
+            self.target_port,
+        );
+        let chain_names: Vec<String> = chain.iter().map(envoyfilter::ChainFilter::name).collect();
+        if chain_names != self.chain || self.listener_version == 0 {
+            self.filters = chain
+                .iter()
+                .filter(|f| matches!(f, ChainFilter::Plugin(_) | ChainFilter::Patched(_)))
+                .map(ChainFilter::name)
+                .collect();
+            self.chain = chain_names;
             self.listener_version += 1;
-            self.write_listener(&selected)?;
+            self.write_listener(&chain)?;
             report.listener_changed = true;
         }
         Ok(report)
+    }
+
+    /// One extension config through istio-agent, then to Envoy's ECDS file for it.
+    fn send(&mut self, name: &str, resource: &Value, version: u64, report: &mut SyncReport) -> anyhow::Result<()> {
+        let (converted, outcome) = agent::convert(resource, &mut self.cache);
+        if let Outcome::Replaced { error, .. } = &outcome {
+            eprintln!("istio-agent: {error}");
+        }
+        let mut typed = converted;
+        typed["@type"] = json!("type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig");
+        let response = json!({ "version_info": version.to_string(), "resources": [typed] });
+        write_atomically(&self.ecds_dir(name), "config.json", &response)?;
+        report.sent.push((name.to_string(), outcome));
+        Ok(())
+    }
+
+    /// [`Feed::mirror_image`] for an EnvoyFilter's extension config: its `oci://` URI at the mirror.
+    fn mirror_resource(&mut self, resource: &mut Value, host: String) -> anyhow::Result<()> {
+        let config = &resource["typed_config"]["config"];
+        let Some(uri) = config["vm_config"]["code"]["remote"]["http_uri"]["uri"].as_str() else { return Ok(()) };
+        let mut view = WasmPlugin {
+            namespace: String::new(),
+            name: String::new(),
+            file: String::new(),
+            spec: json!({ "url": uri, "pluginName": config["root_id"] }),
+            resource_version: 1,
+            created: None,
+        };
+        self.mirror_image(&mut view, host)?;
+        resource["typed_config"]["config"]["vm_config"]["code"]["remote"]["http_uri"]["uri"] = view.spec["url"].clone();
+        Ok(())
     }
 
     /// Points the plugin's `oci://` URL at the mirror and pushes the local build there once.
@@ -495,13 +571,30 @@ impl Feed {
         Ok(())
     }
 
-    fn write_listener(&self, plugins: &[WasmPlugin]) -> anyhow::Result<()> {
-        let mut http_filters: Vec<Value> = plugins
+    fn write_listener(&self, chain: &[ChainFilter]) -> anyhow::Result<()> {
+        let http_filters: Vec<Value> = chain
             .iter()
-            .map(|p| istiod::http_filter(p, path_source(&self.ecds_dir(&p.resource_name()), "config.json")))
+            .filter_map(|f| match f {
+                ChainFilter::IstioOnly(_) => None,
+                ChainFilter::Istio(name, config) => Some(json!({ "name": name, "typed_config": config })),
+                ChainFilter::Plugin(p) => {
+                    Some(istiod::http_filter(p, path_source(&self.ecds_dir(&p.resource_name()), "config.json")))
+                }
+                ChainFilter::Patched(v) => {
+                    let mut v = v.clone();
+                    // ADS in a mesh; here the file the ECDS resource of that name is written to.
+                    if v.get("config_discovery").is_some() {
+                        let name = v["name"].as_str().unwrap_or_default().to_string();
+                        let mut source = path_source(&self.ecds_dir(&name), "config.json");
+                        source["initial_fetch_timeout"] =
+                            v["config_discovery"]["config_source"]["initial_fetch_timeout"].clone();
+                        source["resource_api_version"] = json!("V3");
+                        v["config_discovery"]["config_source"] = source;
+                    }
+                    Some(v)
+                }
+            })
             .collect();
-        http_filters.push(json!({ "name": "envoy.filters.http.router",
-            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }));
         let listener = json!({
             "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
             "name": "meshplug-istio",

@@ -22,6 +22,7 @@
 //! Envoy watches, so `meshplug up --istio` and the tests see what a sidecar would.
 
 pub mod agent;
+pub mod envoyfilter;
 pub mod istiod;
 pub mod lab;
 
