@@ -197,12 +197,55 @@ pub fn write_layout(img: &Image, dir: &Path, tag: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The scheme go-containerregistry picks for a registry (`name.Registry.Scheme`, which istio-agent's
+/// image fetcher uses): plain HTTP for `localhost`, loopback and RFC 1918 private addresses, HTTPS for
+/// everything else.
+pub fn default_protocol(registry: &str) -> ClientProtocol {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') {
+            h
+        } else {
+            registry
+        }
+    });
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let plain = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
+        Err(_) => host == "localhost",
+    };
+    if plain {
+        ClientProtocol::Http
+    } else {
+        ClientProtocol::Https
+    }
+}
+
+fn client_with(protocol: ClientProtocol, insecure: bool) -> Client {
+    Client::new(ClientConfig { protocol, accept_invalid_certificates: insecure, ..Default::default() })
+}
+
 fn client(reference: &Reference) -> Client {
-    // Plain HTTP only for registries on this machine (tests, a local registry); TLS everywhere else.
-    let registry = reference.registry();
-    let local = registry.starts_with("127.0.0.1") || registry.starts_with("localhost");
-    let protocol = if local { ClientProtocol::Http } else { ClientProtocol::Https };
-    Client::new(ClientConfig { protocol, ..Default::default() })
+    client_with(default_protocol(reference.registry()), false)
+}
+
+/// An error with its causes, `: `-separated (the registry client's message leaves out the cause).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// Whether a failed HTTPS request was answered in plain HTTP: what go-containerregistry reports as
+/// "server gave HTTP response to HTTPS client", on which istio-agent retries the image over plain HTTP
+/// (`PrepareFetch`). rustls sees the HTTP status line as a record of an invalid content type.
+pub fn answered_in_plain_http(error: &str) -> bool {
+    error.contains("InvalidContentType") || error.contains("server gave HTTP response")
 }
 
 pub fn auth() -> RegistryAuth {
@@ -249,6 +292,22 @@ pub fn push(img: &Image, target: &str) -> anyhow::Result<String> {
     })
 }
 
+/// Pushes manifest bytes as they are (e.g. an image index) under `target`'s tag or digest.
+pub fn push_manifest_raw(target: &str, bytes: &[u8], media_type: &str) -> anyhow::Result<()> {
+    let r = reference(target)?;
+    let c = client(&r);
+    let a = auth();
+    runtime()?.block_on(async {
+        c.auth(&r, &a, oci_client::RegistryOperation::Push)
+            .await
+            .map_err(|e| anyhow::anyhow!("authenticating to {target} failed: {e}"))?;
+        c.push_manifest_raw(&r, bytes.to_vec(), media_type.parse()?)
+            .await
+            .map_err(|e| anyhow::anyhow!("pushing the manifest to {target} failed: {e}"))?;
+        Ok(())
+    })
+}
+
 /// Why istio-agent would refuse an image (its words, from the source files named in the module doc).
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -270,41 +329,116 @@ pub fn pull(url: &str, expected_sha256: Option<&str>) -> Result<(String, Vec<u8>
 }
 
 /// Credentials for `host` from a `kubernetes.io/dockerconfigjson` Secret's `.dockerconfigjson`
-/// (`{"auths": {"<host>": {"auth": base64("user:password")}}}` or `username`/`password`), as
-/// istio-agent's keychain reads the pull secret istiod hands it. Anonymous when the host is absent.
+/// (`{"auths": {"<key>": {"auth": base64("user:password")}}}` or `username`/`password`), as
+/// istio-agent's keychain reads the pull secret istiod hands it (`wasmKeyChain.Resolve` →
+/// docker/cli `configfile.LoadFromReader` and the file store's `Get`): the key equal to the host first,
+/// else the first key whose hostname (`ConvertToHostname`: without `http://`/`https://` and anything
+/// from the first `/`) is the host, so `https://registry.example.com/v1/` serves
+/// `registry.example.com`; Docker Hub's key is `https://index.docker.io/v1/`; a non-empty `auth`
+/// decides over `username`/`password` (`LoadFromReader` decodes it into them). Anonymous when no key
+/// matches.
 pub fn docker_config_auth(docker_config: &[u8], host: &str) -> Result<RegistryAuth, String> {
     use base64::Engine as _;
     let v: serde_json::Value =
         serde_json::from_slice(docker_config).map_err(|e| format!("the pull secret is not a docker config: {e}"))?;
-    let Some(entry) = v["auths"].as_object().and_then(|a| {
-        a.iter()
-            .find(|(k, _)| k.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/') == host)
-    }) else {
+    let hostname = |key: &str| -> String {
+        let k = key.strip_prefix("http://").or_else(|| key.strip_prefix("https://")).unwrap_or(key);
+        k.split('/').next().unwrap_or(k).to_string()
+    };
+    let host = if host == "docker.io" { "index.docker.io" } else { host };
+    let Some(auths) = v["auths"].as_object() else { return Ok(RegistryAuth::Anonymous) };
+    let mut keys: Vec<&String> = auths.keys().collect();
+    keys.sort();
+    let Some(e) = auths.get(host).or_else(|| keys.into_iter().find(|k| hostname(k) == host).and_then(|k| auths.get(k)))
+    else {
         return Ok(RegistryAuth::Anonymous);
     };
-    let e = entry.1;
-    if let (Some(u), Some(p)) = (e["username"].as_str(), e["password"].as_str()) {
-        return Ok(RegistryAuth::Basic(u.into(), p.into()));
+    if let Some(auth) = e["auth"].as_str().filter(|a| !a.is_empty()) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .map_err(|e| format!("the pull secret's auth is not base64: {e}"))?;
+        let text = String::from_utf8(decoded).map_err(|_| "the pull secret's auth is not UTF-8".to_string())?;
+        let (u, p) = text.split_once(':').ok_or("the pull secret's auth is not user:password")?;
+        return Ok(RegistryAuth::Basic(u.into(), p.trim_matches('\0').into()));
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(e["auth"].as_str().unwrap_or_default())
-        .map_err(|e| format!("the pull secret's auth is not base64: {e}"))?;
-    let text = String::from_utf8(decoded).map_err(|_| "the pull secret's auth is not UTF-8".to_string())?;
-    let (u, p) = text.split_once(':').ok_or("the pull secret's auth is not user:password")?;
-    Ok(RegistryAuth::Basic(u.into(), p.into()))
+    match (e["username"].as_str(), e["password"].as_str()) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(RegistryAuth::Basic(u.into(), p.into())),
+        _ => Ok(RegistryAuth::Anonymous),
+    }
 }
 
 /// [`pull`] with the given credentials.
 pub fn pull_as(url: &str, expected_sha256: Option<&str>, a: RegistryAuth) -> Result<(String, Vec<u8>), Refusal> {
+    pull_with(url, expected_sha256, a, false)
+}
+
+/// An image index (OCI) or manifest list (Docker).
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// What istio-agent does for one `oci://` URL (`PrepareFetch`): the registry's scheme as
+/// go-containerregistry picks it, HTTPS falling back to plain HTTP when the registry answers in plain
+/// HTTP; TLS unverified for a registry listed insecure (`WASM_INSECURE_REGISTRIES`); an image index
+/// resolved to its `linux/amd64` image (`remote.Descriptor.Image`), whose manifest digest is then the
+/// one checked against `expected_sha256`.
+pub fn pull_with(
+    url: &str,
+    expected_sha256: Option<&str>,
+    a: RegistryAuth,
+    insecure: bool,
+) -> Result<(String, Vec<u8>), Refusal> {
     let r = reference(url).map_err(|e| Refusal::Manifest(e.to_string()))?;
-    let c = client(&r);
+    pull_starting_with(url, expected_sha256, a, insecure, default_protocol(r.registry()))
+}
+
+/// [`pull_with`], starting with `protocol` instead of the registry's default scheme (so a test can
+/// show the plain-HTTP fallback against a registry on this machine).
+pub fn pull_starting_with(
+    url: &str,
+    expected_sha256: Option<&str>,
+    a: RegistryAuth,
+    insecure: bool,
+    protocol: ClientProtocol,
+) -> Result<(String, Vec<u8>), Refusal> {
+    let r = reference(url).map_err(|e| Refusal::Manifest(e.to_string()))?;
+    let https = matches!(protocol, ClientProtocol::Https);
+    match pull_from(&client_with(protocol, insecure), &r, url, expected_sha256, &a) {
+        Err(Refusal::Manifest(e)) if https && answered_in_plain_http(&e) => {
+            pull_from(&client_with(ClientProtocol::Http, insecure), &r, url, expected_sha256, &a)
+        }
+        other => other,
+    }
+}
+
+fn pull_from(
+    c: &Client,
+    r: &Reference,
+    url: &str,
+    expected_sha256: Option<&str>,
+    a: &RegistryAuth,
+) -> Result<(String, Vec<u8>), Refusal> {
     let rt = runtime().map_err(|e| Refusal::Manifest(e.to_string()))?;
     rt.block_on(async {
-        let (bytes, _) = c
-            .pull_manifest_raw(&r, &a, &[OCI_MANIFEST, DOCKER_MANIFEST])
-            .await
-            .map_err(|e| Refusal::Manifest(e.to_string()))?;
-        // go-containerregistry's img.Digest(): the sha256 of the manifest as served.
+        let accept = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST];
+        let (mut bytes, _) =
+            c.pull_manifest_raw(r, a, &accept).await.map_err(|e| Refusal::Manifest(error_chain(&e)))?;
+        let served: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Refusal::Manifest(format!("not a manifest: {e}")))?;
+        if served["mediaType"] == OCI_INDEX
+            || served["mediaType"] == DOCKER_MANIFEST_LIST
+            || served.get("manifests").is_some()
+        {
+            let child = linux_amd64(&served).map_err(|e| Refusal::Binary(format!("could not fetch image: {e}")))?;
+            let by_digest: Reference = format!("{}/{}@{child}", r.registry(), r.repository())
+                .parse()
+                .map_err(|e| Refusal::Manifest(format!("{e}")))?;
+            bytes = c
+                .pull_manifest_raw(&by_digest, a, &[OCI_MANIFEST, DOCKER_MANIFEST])
+                .await
+                .map_err(|e| Refusal::Manifest(e.to_string()))?
+                .0;
+        }
+        // go-containerregistry's img.Digest(): the sha256 of the (platform's) manifest as served.
         let actual = sha256(&bytes).trim_start_matches("sha256:").to_string();
         if let Some(expected) = expected_sha256 {
             if expected != actual {
@@ -316,7 +450,7 @@ pub fn pull_as(url: &str, expected_sha256: Option<&str>, a: RegistryAuth) -> Res
         let layers: Vec<OciDescriptor> = serde_json::from_value(manifest["layers"].clone())
             .map_err(|e| Refusal::Binary(format!("could not fetch layers: {e}")))?;
         let fetch = |d: OciDescriptor| {
-            let (c, r) = (&c, &r);
+            let (c, r) = (c, r);
             async move {
                 let mut out = Vec::new();
                 c.pull_blob(r, &d, &mut out)
@@ -362,6 +496,19 @@ pub fn pull_as(url: &str, expected_sha256: Option<&str>, a: RegistryAuth) -> Res
         }
         Ok((actual, wasm))
     })
+}
+
+/// The digest of an index's `linux/amd64` manifest: go-containerregistry's default platform, which a
+/// child satisfies when its os and architecture are those (variant and OS version unset or anything).
+fn linux_amd64(index: &serde_json::Value) -> Result<String, String> {
+    index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
+        .and_then(|m| m["digest"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| "no child with platform linux/amd64 in index".to_string())
 }
 
 /// The last layer, which must have `media_type` (extractDockerImage / extractOCIStandardImage).

@@ -91,6 +91,8 @@ fn respond(ans: Answer) -> Response<AnswerBody> {
 pub struct StubServer {
     pub addr: SocketAddr,
     answer: Arc<Mutex<Answer>>,
+    /// Requests still to answer with a failure status first: (count, status).
+    failing: Arc<Mutex<(u64, u16)>>,
     hits: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -113,9 +115,10 @@ impl StubServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let answer = Arc::new(Mutex::new(answer));
+        let failing = Arc::new(Mutex::new((0u64, 500u16)));
         let hits = Arc::new(AtomicU64::new(0));
         let (tx, mut rx) = oneshot::channel::<()>();
-        let (a, h) = (answer.clone(), hits.clone());
+        let (a, h, f) = (answer.clone(), hits.clone(), failing.clone());
         let thread = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async move {
@@ -125,11 +128,19 @@ impl StubServer {
                         _ = &mut rx => return,
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
-                            let (a, h) = (a.clone(), h.clone());
+                            let (a, h, f) = (a.clone(), h.clone(), f.clone());
                             tokio::spawn(async move {
                                 let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
                                     h.fetch_add(1, Ordering::SeqCst);
-                                    let ans = a.lock().map(|g| g.clone()).unwrap_or(Answer::plain(500, b""));
+                                    let failure = f.lock().ok().and_then(|mut g| {
+                                        (g.0 > 0).then(|| {
+                                            g.0 -= 1;
+                                            Answer::plain(g.1, b"failing on purpose")
+                                        })
+                                    });
+                                    let ans = failure.unwrap_or_else(|| {
+                                        a.lock().map(|g| g.clone()).unwrap_or(Answer::plain(500, b""))
+                                    });
                                     async move { Ok::<_, hyper::Error>(respond(ans)) }
                                 });
                                 let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
@@ -139,13 +150,20 @@ impl StubServer {
                 }
             });
         });
-        Ok(Self { addr, answer, hits, stop: Some(tx), thread: Some(thread) })
+        Ok(Self { addr, answer, failing, hits, stop: Some(tx), thread: Some(thread) })
     }
 
     /// Changes the answer for the following requests.
     pub fn answer(&self, status: u16, body: &[u8]) {
         if let Ok(mut a) = self.answer.lock() {
             *a = Answer::plain(status, body);
+        }
+    }
+
+    /// Answers the next `n` requests with `status` (then the answer again).
+    pub fn fail_next(&self, n: u64, status: u16) {
+        if let Ok(mut f) = self.failing.lock() {
+            *f = (n, status);
         }
     }
 

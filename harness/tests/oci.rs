@@ -131,3 +131,90 @@ fn istio_agent_refuses_what_it_refuses_with_its_reasons() {
     let err = push_and_pull(&reg, "misnamed", &misnamed, None).unwrap_err().to_string();
     assert!(err.contains("plugin.wasm not found in the archive"), "{err}");
 }
+
+/// An image index (a multi-platform tag): istio-agent's `remote.Descriptor.Image()` resolves it to the
+/// `linux/amd64` image (go-containerregistry's default platform), and the digest it checks against the
+/// WasmPlugin's `sha256` is that image's manifest digest, not the index's. An index without a
+/// linux/amd64 image is refused.
+#[test]
+fn an_image_index_resolves_to_its_linux_amd64_image() {
+    use meshplug_harness::oci::{push_manifest_raw, sha256, OCI_INDEX};
+    let reg = registry();
+    let amd64 = image(&fault_wasm(), Format::Compat).unwrap();
+    let arm64 = image(b"\0asm\x01\0\0\0", Format::Compat).unwrap();
+    let base = format!("oci://{}/meshplug/fault-index", reg.host());
+    push(&amd64, &format!("{base}:amd64")).unwrap();
+    push(&arm64, &format!("{base}:arm64")).unwrap();
+    let entry = |img: &Image, arch: &str| {
+        serde_json::json!({"mediaType": img.manifest_media_type, "digest": img.digest,
+                           "size": img.manifest_bytes.len(), "platform": {"os": "linux", "architecture": arch}})
+    };
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                   "manifests": [entry(&arm64, "arm64"), entry(&amd64, "amd64")]});
+    let bytes = serde_json::to_vec(&index).unwrap();
+    push_manifest_raw(&format!("{base}:1.0"), &bytes, OCI_INDEX).unwrap();
+    let child = amd64.digest.trim_start_matches("sha256:").to_string();
+    let (digest, wasm) = pull(&format!("{base}:1.0"), Some(&child)).unwrap();
+    assert_eq!((digest, wasm == fault_wasm()), (child.clone(), true), "the linux/amd64 image, its digest");
+    let index_digest = sha256(&bytes).trim_start_matches("sha256:").to_string();
+    match pull(&format!("{base}:1.0"), Some(&index_digest)) {
+        Err(Refusal::Checksum { actual, .. }) => assert_eq!(actual, child, "the child's digest is the one checked"),
+        other => panic!("pinned to the index digest: {other:?}"),
+    }
+    let arm_only =
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry(&arm64, "arm64")]});
+    push_manifest_raw(&format!("{base}:arm"), &serde_json::to_vec(&arm_only).unwrap(), OCI_INDEX).unwrap();
+    let e = pull(&format!("{base}:arm"), None).unwrap_err().to_string();
+    assert!(e.contains("no child with platform linux/amd64"), "{e}");
+}
+
+/// Pull-secret keys as docker's config loader reads them (docker/cli configfile: `ConvertToHostname`,
+/// `auth` decoded over username/password), and the scheme go-containerregistry picks per registry.
+#[test]
+fn pull_secrets_and_schemes_follow_the_agents_libraries() {
+    use meshplug_harness::oci::{default_protocol, docker_config_auth, RegistryAuth};
+    use oci_client::client::ClientProtocol;
+    let config = br#"{"auths": {
+        "https://registry.example.com/v1/": {"auth": "dXNlcjpwYXNz"},
+        "http://other.example.com": {"username": "u2", "password": "p2", "auth": ""},
+        "https://index.docker.io/v1/": {"auth": "aHViOnNlY3JldA==", "username": "ignored", "password": "ignored"}
+    }}"#;
+    let got = |host: &str| docker_config_auth(config, host).unwrap();
+    assert!(
+        matches!(got("registry.example.com"), RegistryAuth::Basic(u, p) if (u.as_str(), p.as_str()) == ("user", "pass"))
+    );
+    assert!(matches!(got("other.example.com"), RegistryAuth::Basic(u, _) if u == "u2"));
+    assert!(
+        matches!(got("docker.io"), RegistryAuth::Basic(u, p) if (u.as_str(), p.as_str()) == ("hub", "secret")),
+        "auth wins"
+    );
+    assert!(matches!(got("unknown.example.com"), RegistryAuth::Anonymous));
+    for (registry, plain) in [
+        ("127.0.0.1:5000", true),
+        ("localhost:5000", true),
+        ("10.1.2.3:5000", true),
+        ("192.168.0.9", true),
+        ("[::1]:5000", true),
+        ("ghcr.io", false),
+        ("registry.internal:5000", false),
+        ("8.8.8.8:5000", false),
+    ] {
+        assert_eq!(matches!(default_protocol(registry), ClientProtocol::Http), plain, "{registry}");
+    }
+}
+
+/// A registry that answers HTTPS in plain HTTP: istio-agent (`PrepareFetch`) sees go-containerregistry's
+/// "server gave HTTP response to HTTPS client" and asks again over plain HTTP; the emulation does the
+/// same on rustls' equivalent error. (The registry here is on 127.0.0.1, which the agent would reach
+/// over HTTP to begin with; starting with HTTPS shows the fallback.)
+#[test]
+fn a_plain_http_registry_is_reached_after_the_https_attempt() {
+    use meshplug_harness::oci::{pull_starting_with, RegistryAuth};
+    let reg = registry();
+    let img = image(&fault_wasm(), Format::Compat).unwrap();
+    let url = format!("oci://{}/meshplug/fault:plain", reg.host());
+    push(&img, &url).unwrap();
+    let https = oci_client::client::ClientProtocol::Https;
+    let (digest, wasm) = pull_starting_with(&url, None, RegistryAuth::Anonymous, false, https).unwrap();
+    assert_eq!((digest, wasm), (img.digest.trim_start_matches("sha256:").to_string(), fault_wasm()));
+}

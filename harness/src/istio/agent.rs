@@ -49,6 +49,8 @@ pub enum PullPolicy {
 /// for URLs without a digest, the checksum last pulled per URL and the resource version per resource.
 pub struct Cache {
     dir: PathBuf,
+    /// `WASM_INSECURE_REGISTRIES`: hosts whose TLS is not verified (`*`: every host).
+    pub insecure: BTreeSet<String>,
     modules: BTreeMap<(String, String), PathBuf>,
     checksums: BTreeMap<String, (String, BTreeMap<String, String>)>,
     /// Remote fetches made (manifest requests), for tests and `up --istio`'s report.
@@ -92,7 +94,12 @@ fn ignore_resource_version(policy: PullPolicy, url: &str) -> bool {
 impl Cache {
     pub fn new(dir: PathBuf) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir, modules: BTreeMap::new(), checksums: BTreeMap::new(), fetches: 0 })
+        Ok(Self { dir, insecure: BTreeSet::new(), modules: BTreeMap::new(), checksums: BTreeMap::new(), fetches: 0 })
+    }
+
+    /// `allowInsecure`.
+    fn allow_insecure(&self, host: &str) -> bool {
+        self.insecure.contains("*") || self.insecure.contains(host)
     }
 
     /// `getEntry`: a cached module for the key, and the checksum the lookup settled on.
@@ -134,6 +141,8 @@ impl Cache {
             return Ok((path, false));
         }
         self.fetches += 1;
+        let host = url.split("://").nth(1).and_then(|rest| rest.split(['/', '@']).next()).unwrap_or_default();
+        let insecure = self.allow_insecure(host);
         let (digest, wasm) = if url.starts_with("oci://") {
             let reference = crate::oci::reference(url).map_err(|e| format!("could not fetch Wasm OCI image: {e}"))?;
             let auth = match &opts.pull_secret {
@@ -141,15 +150,10 @@ impl Cache {
                 None => crate::oci::RegistryAuth::Anonymous,
             };
             let expected = (!checksum.is_empty()).then_some(checksum.as_str());
-            crate::oci::pull_as(url, expected, auth).map_err(|e| e.to_string())?
-        } else if url.starts_with("http://") {
-            let (base, path) = split_http(url)?;
-            let client = crate::client::Client::new(&base).map_err(|e| e.to_string())?;
-            let r = client.get(&path).map_err(|e| format!("wasm module download failed: {e}"))?;
-            if r.status != 200 {
-                return Err(format!("wasm module download request failed: status code {}", r.status));
-            }
-            let body = r.body.clone();
+            crate::oci::pull_with(url, expected, auth, insecure).map_err(|e| e.to_string())?
+        } else if url.starts_with("http://") || url.starts_with("https://") {
+            let body = http_fetch(url, insecure, &HttpRetry::default())?;
+            // The checksum of what was unboxed (cache.go hashes the fetcher's result).
             let digest = crate::oci::sha256(&body).trim_start_matches("sha256:").to_string();
             if !checksum.is_empty() && digest != checksum {
                 return Err(format!(
@@ -188,10 +192,103 @@ impl Cache {
     }
 }
 
-fn split_http(url: &str) -> Result<(String, String), String> {
-    let rest = url.strip_prefix("http://").ok_or("not http")?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    Ok((format!("http://{host}"), format!("/{path}")))
+/// The http(s) fetcher's retry policy (pkg/wasm/httpfetcher.go, options.go): at most 5 attempts
+/// (`DefaultHTTPRequestMaxRetries`), the first wait 500 ms and each next one 1.5 times longer
+/// (pkg/backoff's exponential default, without its jitter), 15 s for the whole fetch
+/// (`DefaultHTTPRequestTimeout`).
+pub struct HttpRetry {
+    pub attempts: u32,
+    pub first_wait: std::time::Duration,
+    pub timeout: std::time::Duration,
+}
+
+impl Default for HttpRetry {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_wait: std::time::Duration::from_millis(500),
+            timeout: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
+/// `retryable`: 5xx but 501, 505 and 511.
+fn retryable(status: u16) -> bool {
+    status >= 500 && ![501, 505, 511].contains(&status)
+}
+
+/// `HTTPFetcher.Fetch`: GET `url`, TLS verified unless `insecure`; connection errors and retryable
+/// statuses are tried again; a 200's body (at most 256 MiB) is unboxed; any other status ends it.
+pub fn http_fetch(url: &str, insecure: bool, retry: &HttpRetry) -> Result<Vec<u8>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(insecure)
+        .timeout(retry.timeout)
+        .build()
+        .map_err(|e| format!("wasm module download request failed: {e}"))?;
+    let deadline = std::time::Instant::now() + retry.timeout;
+    rt.block_on(async {
+        let mut wait = retry.first_wait;
+        let mut last_error = String::new();
+        let mut attempts = 0;
+        while attempts < retry.attempts {
+            attempts += 1;
+            match client.get(url).send().await {
+                Err(e) => last_error = crate::oci::error_chain(&e),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if status == 200 {
+                        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+                        if body.len() > 256 << 20 {
+                            return Err("wasm module download failed: over 256 MiB".to_string());
+                        }
+                        return Ok(unbox_if_possible(body.to_vec()));
+                    }
+                    last_error = format!("wasm module download request failed: status code {status}");
+                    if !retryable(status) {
+                        break;
+                    }
+                }
+            }
+            if std::time::Instant::now() + wait > deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait = wait.mul_f64(1.5);
+        }
+        Err(format!("wasm module download failed after {attempts} attempts, last error: {last_error}"))
+    })
+}
+
+/// `unboxIfPossible`: gunzip, or take a POSIX tar's first file, until the bytes are a Wasm binary;
+/// anything else (or a step that fails) gives back the original bytes.
+pub fn unbox_if_possible(origin: Vec<u8>) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut b = origin.clone();
+    loop {
+        if b.len() >= 8 && b.starts_with(b"\0asm") {
+            return b;
+        } else if b.len() > 2 && b.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            let limit = flate2::read::GzDecoder::new(b.as_slice()).take(256 << 20).read_to_end(&mut out);
+            if limit.is_err() {
+                return origin;
+            }
+            b = out;
+        } else if b.len() > 262 && &b[257..262] == b"ustar" {
+            let mut archive = tar::Archive::new(b.as_slice());
+            let first = archive.entries().ok().and_then(|mut e| e.next()).and_then(Result::ok).and_then(|mut entry| {
+                let mut out = Vec::new();
+                entry.read_to_end(&mut out).ok().map(|_| out)
+            });
+            match first {
+                Some(out) => b = out,
+                None => return origin,
+            }
+        } else {
+            return origin;
+        }
+    }
 }
 
 /// `MaybeConvertWasmExtensionConfig` for one resource: returns the resource Envoy gets and what

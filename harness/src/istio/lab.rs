@@ -53,6 +53,8 @@ pub struct IstioOptions {
     pub envoy: Option<PathBuf>,
     /// meshConfig `rootNamespace` (default `istio-system`).
     pub root_namespace: Option<String>,
+    /// istio-agent's `WASM_INSECURE_REGISTRIES`: hosts whose TLS certificate is not verified (`*`: all).
+    pub insecure_registries: Vec<String>,
     /// Serve the images from a local registry holding this machine's builds: every `oci://` URL's
     /// host becomes the local registry, where the build of the plugin's module (`pluginName`) is pushed
     /// under the URL's path and tag first (as `meshplug push` packages it). A pinned `sha256` still
@@ -73,6 +75,7 @@ impl IstioOptions {
             concurrency: 2,
             envoy: None,
             root_namespace: None,
+            insecure_registries: Vec::new(),
             mirror: false,
         }
     }
@@ -354,7 +357,8 @@ impl IstioLab {
         let state = std::env::temp_dir().join(format!("meshplug-istio-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state)?;
-        let cache = Cache::new(state.join("wasm-cache"))?;
+        let mut cache = Cache::new(state.join("wasm-cache"))?;
+        cache.insecure = opts.insecure_registries.iter().cloned().collect();
         let route_config =
             json!({ "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] });
         let cluster_values: Vec<Value> = clusters
