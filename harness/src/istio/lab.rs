@@ -387,6 +387,8 @@ impl IstioLab {
                 "path": state.join("lds").join("listeners.json").display().to_string(),
                 "watched_directory": { "path": state.join("lds").display().to_string() } } } },
             "static_resources": { "clusters": cluster_values },
+            // Only the stats a sidecar keeps by default.
+            "stats_config": super::stats_config(),
         });
         let binary = find_envoy(opts.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
         let registry = if opts.mirror { Some(crate::registry::Registry::start()?) } else { None };

@@ -39,3 +39,27 @@ pub const RESOURCE_VERSION_ENV: &str = "ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"
 /// Istio's default root namespace (meshConfig `rootNamespace`): the lab's default, configurable in a
 /// composition (`defaults.rootNamespace`) and in `up --istio` (`--root-namespace`).
 pub const ROOT_NAMESPACE: &str = "istio-system";
+
+/// The stats a sidecar keeps by default: the `stats_matcher` inclusion list of istio-agent's bootstrap
+/// (istio/istio 1.29.6, the same at 1.28.0: `tools/packaging/common/envoy_bootstrap.json` — `reporter=`,
+/// `component`, `istio` — plus `pkg/bootstrap/config.go`'s required prefixes `cluster_manager`,
+/// `listener_manager`, `server`, `cluster.xds-grpc`, `wasm` and suffixes `rbac.allowed`, `rbac.denied`,
+/// `shadow_allowed`, `shadow_denied`). The required entries are appended whatever a workload's
+/// `proxyStatsMatcher` or `sidecar.istio.io/statsInclusion*` annotations add, so `wasm` — which
+/// prefixes every custom Wasm metric, `wasmcustom.meshplug.*` — is always kept.
+pub const STATS_INCLUSION_PREFIXES: [&str; 8] =
+    ["reporter=", "cluster_manager", "listener_manager", "server", "cluster.xds-grpc", "wasm", "component", "istio"];
+pub const STATS_INCLUSION_SUFFIXES: [&str; 4] = ["rbac.allowed", "rbac.denied", "shadow_allowed", "shadow_denied"];
+
+/// [`STATS_INCLUSION_PREFIXES`] and [`STATS_INCLUSION_SUFFIXES`] as the bootstrap's `stats_config`.
+pub fn stats_config() -> serde_json::Value {
+    let prefixes = STATS_INCLUSION_PREFIXES.iter().map(|p| serde_json::json!({ "prefix": p }));
+    let suffixes = STATS_INCLUSION_SUFFIXES.iter().map(|s| serde_json::json!({ "suffix": s }));
+    serde_json::json!({ "stats_matcher": { "inclusion_list": { "patterns": prefixes.chain(suffixes).collect::<Vec<_>>() } } })
+}
+
+/// Whether a sidecar keeps the stat `name` by default (the inclusion list's string matchers).
+pub fn stat_kept(name: &str) -> bool {
+    STATS_INCLUSION_PREFIXES.iter().any(|p| name.starts_with(p))
+        || STATS_INCLUSION_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
