@@ -93,6 +93,8 @@ pub struct StubServer {
     answer: Arc<Mutex<Answer>>,
     /// Requests still to answer with a failure status first: (count, status).
     failing: Arc<Mutex<(u64, u16)>>,
+    /// How long every answer waits before it is sent (milliseconds).
+    delay_ms: Arc<AtomicU64>,
     hits: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -116,9 +118,10 @@ impl StubServer {
         let addr = listener.local_addr()?;
         let answer = Arc::new(Mutex::new(answer));
         let failing = Arc::new(Mutex::new((0u64, 500u16)));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let hits = Arc::new(AtomicU64::new(0));
         let (tx, mut rx) = oneshot::channel::<()>();
-        let (a, h, f) = (answer.clone(), hits.clone(), failing.clone());
+        let (a, h, f, d) = (answer.clone(), hits.clone(), failing.clone(), delay_ms.clone());
         let thread = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async move {
@@ -128,7 +131,7 @@ impl StubServer {
                         _ = &mut rx => return,
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
-                            let (a, h, f) = (a.clone(), h.clone(), f.clone());
+                            let (a, h, f, d) = (a.clone(), h.clone(), f.clone(), d.clone());
                             tokio::spawn(async move {
                                 let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
                                     h.fetch_add(1, Ordering::SeqCst);
@@ -141,7 +144,11 @@ impl StubServer {
                                     let ans = failure.unwrap_or_else(|| {
                                         a.lock().map(|g| g.clone()).unwrap_or(Answer::plain(500, b""))
                                     });
-                                    async move { Ok::<_, hyper::Error>(respond(ans)) }
+                                    let wait = std::time::Duration::from_millis(d.load(Ordering::SeqCst));
+                                    async move {
+                                        tokio::time::sleep(wait).await;
+                                        Ok::<_, hyper::Error>(respond(ans))
+                                    }
                                 });
                                 let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
                             });
@@ -150,7 +157,7 @@ impl StubServer {
                 }
             });
         });
-        Ok(Self { addr, answer, failing, hits, stop: Some(tx), thread: Some(thread) })
+        Ok(Self { addr, answer, failing, delay_ms, hits, stop: Some(tx), thread: Some(thread) })
     }
 
     /// Changes the answer for the following requests.
@@ -165,6 +172,11 @@ impl StubServer {
         if let Ok(mut f) = self.failing.lock() {
             *f = (n, status);
         }
+    }
+
+    /// Makes every following answer wait `d` before it is sent.
+    pub fn delay(&self, d: std::time::Duration) {
+        self.delay_ms.store(u64::try_from(d.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
     /// Requests served so far.

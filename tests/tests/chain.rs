@@ -162,3 +162,37 @@ fn a_header_set_by_one_filter_is_read_by_the_next() {
     assert!(eventually(patience, || metric(&lab, "rate-limit", "per-user.allowed") == 2
         && metric(&lab, "rate-limit", "per-user.limited") == 1));
 }
+
+/// A filter that decides after another waited for a service reads the clock again: rate-limit asks a
+/// slow rate limit service (it answers after 2.5 s) after charging its local limit (which reads the
+/// clock), then jwt-authz (`clockSkew: 0s`) checks a token
+/// that expires 1 s after it was sent. In the bundle both run in one context, which reads the clock
+/// once per request: judged at the time read before the wait (as the chain did), the token was let
+/// through (`tests/bundle.rs` fails without the re-read; with a module each, each reads its own).
+#[test]
+fn a_filter_after_a_service_wait_reads_the_clock_again() {
+    let service = meshplug_harness::stub::StubServer::grpc(&[0x08, 0x01]).unwrap(); // overall_code OK
+    service.delay(Duration::from_millis(2500));
+    let rate_limit = json!({
+        "rateLimitService": {"cluster": "rls", "domain": "d", "timeout": "5s"},
+        "rules": [{"name": "all", "key": {"header": "x-user"}, "limits": [{"requests": 100, "per": "60s"}],
+                   "global": {"descriptors": [{"key": "k", "value": "v"}]}}]
+    });
+    let jwt = json!({"clockSkew": "0s", "jwtRules": [{"issuer": jwt_authz::testkit::ISSUER,
+        "jwks": jwt_authz::testkit::jwks(&["rsa"])}]});
+    let builder = meshplug_tests::builder().filter("rate-limit", rate_limit).filter("jwt-authz", jwt);
+    let lab = builder.grpc_cluster("rls", service.addr.port()).start().unwrap();
+    let client = lab.envoy.client().unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let long = jwt_authz::testkit::token_with("RS256", now, "alice", json!({}));
+    let r =
+        client.send(Req::get("/").header("x-user", "a").header("authorization", &format!("Bearer {long}"))).unwrap();
+    assert_eq!(r.status, 200, "a token valid for an hour passes after the wait: {}", r.text());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let short = jwt_authz::testkit::token_with("RS256", now, "bob", json!({"exp": now + 1}));
+    let started = Instant::now();
+    let r =
+        client.send(Req::get("/").header("x-user", "b").header("authorization", &format!("Bearer {short}"))).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(2500), "the service made it wait");
+    assert_eq!(r.status, 401, "expired while rate-limit waited for the service: {}", r.text());
+}
