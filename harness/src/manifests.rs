@@ -101,12 +101,19 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
                     .into(),
             ));
         }
-        for (i, r) in spec.get("targetRefs").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        // `targetRefs`, or the singular `targetRef` istiod still reads (policyattachment.go GetTargetRefs).
+        let refs: Vec<(String, &Value)> =
+            match (spec.get("targetRefs").and_then(Value::as_array), spec.get("targetRef")) {
+                (Some(refs), _) => refs.iter().enumerate().map(|(i, r)| (format!("/spec/targetRefs/{i}"), r)).collect(),
+                (None, Some(one)) => vec![("/spec/targetRef".to_string(), one)],
+                (None, None) => Vec::new(),
+            };
+        for (at, r) in refs {
             let group = r["group"].as_str().unwrap_or("");
             let rkind = r["kind"].as_str().unwrap_or("");
             if !crate::composition::TARGET_KINDS.contains(&(group, rkind)) {
                 errors.push(err(
-                    &format!("/spec/targetRefs/{i}"),
+                    &at,
                     format!("Istio cannot attach a WasmPlugin to {group}/{rkind} (pkg/config/validation/validation.go allowedTargetRefs)"),
                 ));
             }

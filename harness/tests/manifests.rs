@@ -536,3 +536,18 @@ fn remote_jwks_gets_the_mesh_resources_it_needs() {
     let inside = render(&jwks("outbound|8080||keycloak.auth.svc.cluster.local"), false).unwrap();
     assert!(!inside.keys().any(|k| k.contains("meshplug-jwks")), "{:?}", inside.keys());
 }
+
+/// The singular `targetRef` (deprecated, still read by istiod: policyattachment.go `GetTargetRefs`) is
+/// checked like `targetRefs`.
+#[test]
+fn the_singular_target_ref_is_checked_too() {
+    let mut plugin = rendered_plugin();
+    plugin["spec"].as_object_mut().unwrap().remove("selector");
+    plugin["spec"]["targetRef"] = serde_json::json!({"group": "apps", "kind": "Deployment", "name": "d"});
+    let e = errors_of(&plugin);
+    assert!(e.iter().any(|m| m.contains("at /spec/targetRef: Istio cannot attach")), "{e:?}");
+    plugin["spec"]["targetRef"] = serde_json::json!({"kind": "Service", "name": "reviews"});
+    plugin["spec"]["match"] = serde_json::json!([{"mode": "CLIENT"}]);
+    let e = errors_of(&plugin);
+    assert!(e.iter().any(|m| m.contains("/spec/match/0/mode")), "a waypoint target read from targetRef: {e:?}");
+}
