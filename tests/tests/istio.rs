@@ -647,3 +647,20 @@ fn the_filters_counters_survive_istios_stats_inclusion_list() {
     let line = prometheus.lines().find(|l| l.starts_with("meshplug_jwt_authz_tokens_valid")).unwrap_or_default();
     assert!(line.split_whitespace().last().and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 1), "{prometheus}");
 }
+
+/// A WasmPlugin with an empty `pluginConfig` and no `failStrategy` reaches Envoy as istiod sends it
+/// (extensions.go `buildPluginConfig`): `configuration` an empty Any, `failure_policy` FAIL_CLOSED
+/// (FAIL_CLOSE is the enum's zero value); Envoy takes it and the filter runs with its defaults.
+#[test]
+fn an_empty_plugin_config_and_no_fail_strategy_load_as_istiod_sends_them() {
+    let registry = Registry::start().unwrap();
+    push_modules(&registry);
+    let dir = scratch("empty-config");
+    let url = format!("oci://{}/meshplug/fault:0.1.0", registry.host());
+    std::fs::write(dir.join("p.yaml"), plugin("bare", "fault", &url, "", "{}")).unwrap();
+    let lab = start(&dir);
+    let Some((_, Outcome::Local { path, .. })) = lab.initial.sent.first() else { panic!("{:?}", lab.initial) };
+    assert!(path.exists());
+    assert_eq!(status(&lab.envoy.client().unwrap(), Req::get("/")), 200, "{}", lab.envoy.log());
+    assert!(!lab.envoy.log().contains("invalid config"), "{}", lab.envoy.log());
+}
