@@ -268,6 +268,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Pushes the image's blobs and then its manifest bytes exactly as built; returns the digest the
 /// registry answers for the tag (it must equal [`Image::digest`]).
 pub fn push(img: &Image, target: &str) -> anyhow::Result<String> {
+    let blobs: Vec<&Blob> = std::iter::once(&img.config).chain(&img.layers).collect();
+    push_blobs_and_manifest(target, &blobs, &img.manifest_bytes, &img.manifest_media_type)
+}
+
+/// Pushes manifest bytes as they are (e.g. an image index, whose images are pushed already) under
+/// `target`'s tag or digest; returns the digest the registry answers for it.
+pub fn push_manifest_raw(target: &str, bytes: &[u8], media_type: &str) -> anyhow::Result<String> {
+    push_blobs_and_manifest(target, &[], bytes, media_type)
+}
+
+fn push_blobs_and_manifest(target: &str, blobs: &[&Blob], manifest: &[u8], media_type: &str) -> anyhow::Result<String> {
     let r = reference(target)?;
     let c = client(&r);
     let a = auth();
@@ -275,36 +286,19 @@ pub fn push(img: &Image, target: &str) -> anyhow::Result<String> {
         c.auth(&r, &a, oci_client::RegistryOperation::Push)
             .await
             .map_err(|e| anyhow::anyhow!("authenticating to {target} failed: {e}"))?;
-        for blob in std::iter::once(&img.config).chain(&img.layers) {
+        for blob in blobs {
             c.push_blob(&r, blob.data.clone(), &sha256(&blob.data))
                 .await
                 .map_err(|e| anyhow::anyhow!("pushing a blob to {target} failed: {e}"))?;
         }
-        let content_type = img.manifest_media_type.parse()?;
-        c.push_manifest_raw(&r, img.manifest_bytes.clone(), content_type)
+        c.push_manifest_raw(&r, manifest.to_vec(), media_type.parse()?)
             .await
             .map_err(|e| anyhow::anyhow!("pushing the manifest to {target} failed: {e}"))?;
         let (bytes, _) = c
-            .pull_manifest_raw(&r, &a, &[OCI_MANIFEST, DOCKER_MANIFEST])
+            .pull_manifest_raw(&r, &a, &[media_type])
             .await
             .map_err(|e| anyhow::anyhow!("reading back {target} failed: {e}"))?;
         Ok(sha256(&bytes))
-    })
-}
-
-/// Pushes manifest bytes as they are (e.g. an image index) under `target`'s tag or digest.
-pub fn push_manifest_raw(target: &str, bytes: &[u8], media_type: &str) -> anyhow::Result<()> {
-    let r = reference(target)?;
-    let c = client(&r);
-    let a = auth();
-    runtime()?.block_on(async {
-        c.auth(&r, &a, oci_client::RegistryOperation::Push)
-            .await
-            .map_err(|e| anyhow::anyhow!("authenticating to {target} failed: {e}"))?;
-        c.push_manifest_raw(&r, bytes.to_vec(), media_type.parse()?)
-            .await
-            .map_err(|e| anyhow::anyhow!("pushing the manifest to {target} failed: {e}"))?;
-        Ok(())
     })
 }
 
