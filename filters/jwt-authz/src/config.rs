@@ -12,8 +12,8 @@ pub const DEFAULT_CACHE_SIZE: usize = 1000;
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(600);
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(30);
-/// Largest JWKS document accepted (inline or fetched).
-pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Largest JWKS document accepted (inline or fetched): defined with the JWKS parser.
+pub use crate::jwks::MAX_JWKS_BYTES;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -211,8 +211,8 @@ pub struct Operation {
 /// An operation's path patterns, compiled once.
 #[derive(Debug, Clone, Default)]
 pub struct CompiledPaths {
-    pub paths: Vec<crate::policy::PathPattern>,
-    pub not_paths: Vec<crate::policy::PathPattern>,
+    pub paths: Vec<crate::rules::PathPattern>,
+    pub not_paths: Vec<crate::rules::PathPattern>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -268,7 +268,7 @@ impl JwtAuthzConfig {
                         list.iter()
                             .enumerate()
                             .map(|(n, p)| {
-                                crate::policy::PathPattern::parse(p)
+                                crate::rules::PathPattern::parse(p)
                                     .map_err(|e| ConfigError::new(child(&child(&op, field), n), e))
                             })
                             .collect::<Result<Vec<_>, _>>()
@@ -346,8 +346,7 @@ impl JwtAuthzConfig {
             for (j, rule) in policy.rules.iter().enumerate() {
                 for (k, cond) in rule.when.iter().enumerate() {
                     let cp = child(&child(&child(&child(&child("/policies", i), "rules"), j), "when"), k);
-                    crate::policy::ConditionKey::parse(&cond.key)
-                        .map_err(|e| ConfigError::new(child(&cp, "key"), e))?;
+                    crate::rules::ConditionKey::parse(&cond.key).map_err(|e| ConfigError::new(child(&cp, "key"), e))?;
                     if cond.values.is_empty() && cond.not_values.is_empty() {
                         return Err(ConfigError::new(cp, "a condition needs `values` or `notValues`"));
                     }

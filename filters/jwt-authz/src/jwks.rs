@@ -4,6 +4,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 
+/// Largest JWKS document accepted (inline or fetched).
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
 /// The signature algorithms meshplug accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alg {
@@ -137,8 +140,8 @@ impl KeySet {
     /// Parses a JWKS. Keys that cannot be used (other key types, encryption keys) are skipped; a JWKS
     /// with no usable key, or that is not a JWKS, is an error.
     pub fn parse(bytes: &[u8]) -> Result<KeySet, String> {
-        if bytes.len() > crate::config::MAX_JWKS_BYTES {
-            return Err(format!("the JWKS is {} bytes; the maximum is {}", bytes.len(), crate::config::MAX_JWKS_BYTES));
+        if bytes.len() > MAX_JWKS_BYTES {
+            return Err(format!("the JWKS is {} bytes; the maximum is {}", bytes.len(), MAX_JWKS_BYTES));
         }
         let doc: JwksJson = serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS: {e}"))?;
         let mut keys = Vec::new();

@@ -2,8 +2,9 @@
 //! authorization (Istio AuthorizationPolicy `action`/`rules`), with signatures checked by Envoy's
 //! BoringSSL when the host offers it and a bounded cache of verified tokens.
 //!
-//! [`config`], [`jwks`], [`token`], [`verify`], [`policy`], [`cache`], [`remote`] and [`logic`] are free of
-//! host calls; the proxy-wasm glue is in `stage.rs`.
+//! [`config`], [`rules`], [`jwks`], [`token`], [`verify`], [`policy`], [`cache`], [`remote`] and [`logic`]
+//! are free of host calls; the proxy-wasm glue is in `stage.rs`. Imports go one way: `config` (the
+//! parsed configuration) uses only `rules` and `jwks`; the evaluating modules use `config`.
 
 pub mod cache;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod jwks;
 pub mod logic;
 pub mod policy;
 pub mod remote;
+pub mod rules;
 pub mod token;
 pub mod verify;
 
