@@ -194,26 +194,27 @@ fn filter_configs<'a>(p: &'a WasmPlugin, filter: &str) -> Vec<&'a Value> {
     config["chain"].as_array().into_iter().flatten().filter(|e| e["filter"] == filter).map(|e| &e["config"]).collect()
 }
 
-static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Who the proxy is, as istiod sees it, unless the options say: its namespace and labels, whether it
+/// is a waypoint and which services it serves, its listener class and container port — chosen so
+/// that the plugins in the directory apply.
+struct ProxyShape {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    waypoint: bool,
+    services: Vec<istiod::ServedService>,
+    root_namespace: String,
+    class: ListenerClass,
+    target_port: u16,
+}
 
-impl IstioLab {
-    /// Reads the manifests, starts the upstreams and Envoy, sends every selected plugin.
-    pub fn start(opts: IstioOptions) -> anyhow::Result<Self> {
-        let m = read_manifests(&opts.dir)?;
-        // The EnvoyFilter form's plugins are read the same way for what the run needs around them.
-        let views: Vec<WasmPlugin> = m
-            .plugins
-            .iter()
-            .cloned()
-            .chain(m.envoy_filters.iter().flat_map(super::envoyfilter::plugin_views))
-            .collect();
-        anyhow::ensure!(!views.is_empty(), "no WasmPlugin or meshplug EnvoyFilter under {}", opts.dir.display());
+impl ProxyShape {
+    fn of(views: &[WasmPlugin], opts: &IstioOptions) -> Self {
         let root_namespace = opts.root_namespace.clone().unwrap_or_else(|| super::ROOT_NAMESPACE.to_string());
         // A waypoint proxy when the plugins target waypoints (Service, ServiceEntry, GatewayClass): it
         // serves the targeted services, in their plugins' namespaces.
         let mut services: Vec<istiod::ServedService> = Vec::new();
         let mut waypoint = false;
-        for p in &views {
+        for p in views {
             for r in p.target_refs() {
                 let kind = r["kind"].as_str().unwrap_or_default();
                 waypoint |= matches!(kind, "Service" | "ServiceEntry" | "GatewayClass");
@@ -235,11 +236,12 @@ impl IstioLab {
                 .first()
                 .map(|s| s.namespace.clone())
                 .or_else(|| views.iter().find(|p| p.namespace != root_namespace).map(|p| p.namespace.clone()))
-                .unwrap_or_else(|| views[0].namespace.clone())
+                .or_else(|| views.first().map(|p| p.namespace.clone()))
+                .unwrap_or_default()
         });
         let labels = opts.labels.clone().unwrap_or_else(|| {
             let mut l = BTreeMap::new();
-            for p in &views {
+            for p in views {
                 for (k, v) in p.spec["selector"]["matchLabels"].as_object().into_iter().flatten() {
                     l.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
                 }
@@ -272,86 +274,169 @@ impl IstioLab {
                 .unwrap_or(8080)
         });
 
-        // Upstreams: the application behind an inbound listener; the canary's variants otherwise.
-        let mut clusters: Vec<(String, u16, bool)> = Vec::new();
-        let mut upstreams = Vec::new();
-        let mut routes = Vec::new();
-        if class == ListenerClass::SidecarInbound {
-            let app = EchoServer::start("app", 0)?;
-            let name = format!("inbound|{target_port}||");
-            clusters.push((name.clone(), app.addr.port(), false));
-            routes.push(json!({ "match": { "prefix": "/" }, "route": { "cluster": name, "timeout": "60s" } }));
-            upstreams.push(app);
-        } else {
-            let mut header = "x-meshplug-variant".to_string();
-            let mut variants: Vec<String> = Vec::new();
-            for p in &views {
-                for c in filter_configs(p, "canary") {
-                    if let Some(h) = c["header"].as_str() {
-                        header = h.to_string();
-                    }
-                    let names = c["split"]["variants"].as_array().into_iter().flatten().map(|v| &v["name"]);
-                    let ruled = c["rules"].as_array().into_iter().flatten().map(|r| &r["variant"]);
-                    for n in names.chain(ruled).filter_map(Value::as_str) {
-                        if !variants.iter().any(|v| v == n) {
-                            variants.push(n.to_string());
-                        }
-                    }
-                }
-            }
-            if variants.is_empty() {
-                variants.push("stable".into());
-            }
-            for v in &variants {
-                let e = EchoServer::start(v, 0)?;
-                let name = format!("outbound|{target_port}|{v}|app");
-                clusters.push((name.clone(), e.addr.port(), false));
-                routes.push(
-                    json!({ "match": { "prefix": "/", "headers": [{ "name": header, "string_match": { "exact": v } }] },
-                                    "route": { "cluster": name, "timeout": "60s" } }),
-                );
-                upstreams.push(e);
-            }
-            let first = clusters.first().map(|c| c.0.clone()).unwrap_or_default();
-            routes.push(json!({ "match": { "prefix": "/" }, "route": { "cluster": first, "timeout": "60s" } }));
-        }
-        // Remote JWKS clusters: a local server with the demo key under the cluster's name.
-        let mut jwks = Vec::new();
-        for p in &views {
-            for c in filter_configs(p, "jwt-authz") {
-                for rule in c["jwtRules"].as_array().into_iter().flatten() {
-                    let Some(cluster) = rule["remoteJwks"]["cluster"].as_str() else { continue };
-                    if jwks.iter().any(|(n, _): &(String, StubServer)| n == cluster) {
-                        continue;
-                    }
-                    let body = jwt_authz::testkit::jwks(&["rsa"]);
-                    let stub = StubServer::start(0, 200, body.as_bytes())?;
-                    clusters.push((cluster.to_string(), stub.addr.port(), false));
-                    jwks.push((cluster.to_string(), stub));
-                }
-            }
-        }
+        Self { namespace, labels, waypoint, services, root_namespace, class, target_port }
+    }
+}
 
-        // Global rate limits: the rate limit service the plugins' rules name, run locally.
-        let mut rate_limit_services = Vec::new();
-        for p in &views {
-            for c in filter_configs(p, "rate-limit") {
-                let Ok(Some(need)) = crate::global::service_need(c) else { continue };
-                if clusters.iter().any(|(name, _, _)| *name == need.cluster) {
+/// Upstreams: the application behind an inbound listener; the canary's variants otherwise (routed by
+/// the canary header). Returns the clusters naming them and the routes.
+#[allow(clippy::type_complexity)]
+fn start_upstreams(
+    views: &[WasmPlugin],
+    class: ListenerClass,
+    target_port: u16,
+) -> anyhow::Result<(Vec<(String, u16, bool)>, Vec<EchoServer>, Vec<Value>)> {
+    let mut clusters: Vec<(String, u16, bool)> = Vec::new();
+    let mut upstreams = Vec::new();
+    let mut routes = Vec::new();
+    if class == ListenerClass::SidecarInbound {
+        let app = EchoServer::start("app", 0)?;
+        let name = format!("inbound|{target_port}||");
+        clusters.push((name.clone(), app.addr.port(), false));
+        routes.push(json!({ "match": { "prefix": "/" }, "route": { "cluster": name, "timeout": "60s" } }));
+        upstreams.push(app);
+    } else {
+        let mut header = "x-meshplug-variant".to_string();
+        let mut variants: Vec<String> = Vec::new();
+        for p in views {
+            for c in filter_configs(p, "canary") {
+                if let Some(h) = c["header"].as_str() {
+                    header = h.to_string();
+                }
+                let names = c["split"]["variants"].as_array().into_iter().flatten().map(|v| &v["name"]);
+                let ruled = c["rules"].as_array().into_iter().flatten().map(|r| &r["variant"]);
+                for n in names.chain(ruled).filter_map(Value::as_str) {
+                    if !variants.iter().any(|v| v == n) {
+                        variants.push(n.to_string());
+                    }
+                }
+            }
+        }
+        if variants.is_empty() {
+            variants.push("stable".into());
+        }
+        for v in &variants {
+            let e = EchoServer::start(v, 0)?;
+            let name = format!("outbound|{target_port}|{v}|app");
+            clusters.push((name.clone(), e.addr.port(), false));
+            routes.push(
+                json!({ "match": { "prefix": "/", "headers": [{ "name": header, "string_match": { "exact": v } }] },
+                                "route": { "cluster": name, "timeout": "60s" } }),
+            );
+            upstreams.push(e);
+        }
+        let first = clusters.first().map(|c| c.0.clone()).unwrap_or_default();
+        routes.push(json!({ "match": { "prefix": "/" }, "route": { "cluster": first, "timeout": "60s" } }));
+    }
+    Ok((clusters, upstreams, routes))
+}
+
+/// Remote JWKS clusters: a local server with the demo key under each cluster's name.
+fn start_jwks_servers(
+    views: &[WasmPlugin],
+    clusters: &mut Vec<(String, u16, bool)>,
+) -> anyhow::Result<Vec<(String, StubServer)>> {
+    let mut jwks = Vec::new();
+    for p in views {
+        for c in filter_configs(p, "jwt-authz") {
+            for rule in c["jwtRules"].as_array().into_iter().flatten() {
+                let Some(cluster) = rule["remoteJwks"]["cluster"].as_str() else { continue };
+                if jwks.iter().any(|(n, _): &(String, StubServer)| n == cluster) {
                     continue;
                 }
-                let redis = crate::redis::RedisServer::start()?;
-                let config = serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?;
-                let rls = meshplug_rls::start(
-                    meshplug_rls::parse_config(&config)?,
-                    &redis.url(),
-                    std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                    "meshplug-istio:",
-                )?;
-                clusters.push((need.cluster.clone(), rls.addr.port(), true));
-                rate_limit_services.push((need.cluster, rls, redis));
+                let body = jwt_authz::testkit::jwks(&["rsa"]);
+                let stub = StubServer::start(0, 200, body.as_bytes())?;
+                clusters.push((cluster.to_string(), stub.addr.port(), false));
+                jwks.push((cluster.to_string(), stub));
             }
         }
+    }
+
+    Ok(jwks)
+}
+
+/// Global rate limits: the rate limit service the plugins' rules name, run locally (meshplug-rls on a
+/// local Redis) with the configuration `render` generates.
+#[allow(clippy::type_complexity)]
+fn start_rate_limit_services(
+    views: &[WasmPlugin],
+    clusters: &mut Vec<(String, u16, bool)>,
+) -> anyhow::Result<Vec<(String, meshplug_rls::Running, crate::redis::RedisServer)>> {
+    let mut rate_limit_services = Vec::new();
+    for p in views {
+        for c in filter_configs(p, "rate-limit") {
+            let Ok(Some(need)) = crate::global::service_need(c) else { continue };
+            if clusters.iter().any(|(name, _, _)| *name == need.cluster) {
+                continue;
+            }
+            let redis = crate::redis::RedisServer::start()?;
+            let config = serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?;
+            let rls = meshplug_rls::start(
+                meshplug_rls::parse_config(&config)?,
+                &redis.url(),
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                "meshplug-istio:",
+            )?;
+            clusters.push((need.cluster.clone(), rls.addr.port(), true));
+            rate_limit_services.push((need.cluster, rls, redis));
+        }
+    }
+
+    Ok(rate_limit_services)
+}
+
+/// The sidecar's bootstrap: LDS from the watched state directory, the static clusters (HTTP/2 where
+/// marked), and the stats a sidecar keeps.
+fn bootstrap(namespace: &str, admin_port: u16, state: &Path, clusters: &[(String, u16, bool)]) -> Value {
+    let cluster_values: Vec<Value> = clusters
+        .iter()
+        .map(|(name, port, http2)| {
+            let mut c = json!({
+                "name": name, "type": "STATIC", "connect_timeout": "1s",
+                "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address":
+                    { "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }] }
+            });
+            if *http2 {
+                c["typed_extension_protocol_options"] = json!({
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": { "http2_protocol_options": {} }
+                    }
+                });
+            }
+            c
+        })
+        .collect();
+    json!({
+        "node": { "id": format!("sidecar~127.0.0.1~meshplug.{namespace}~{namespace}.svc.cluster.local"), "cluster": "meshplug" },
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin_port } } },
+        "dynamic_resources": { "lds_config": { "resource_api_version": "V3", "path_config_source": {
+            "path": state.join("lds").join("listeners.json").display().to_string(),
+            "watched_directory": { "path": state.join("lds").display().to_string() } } } },
+        "static_resources": { "clusters": cluster_values },
+        // Only the stats a sidecar keeps by default.
+        "stats_config": super::stats_config(),
+    })
+}
+
+static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl IstioLab {
+    /// Reads the manifests, starts the upstreams and Envoy, sends every selected plugin.
+    pub fn start(opts: IstioOptions) -> anyhow::Result<Self> {
+        let m = read_manifests(&opts.dir)?;
+        // The EnvoyFilter form's plugins are read the same way for what the run needs around them.
+        let views: Vec<WasmPlugin> = m
+            .plugins
+            .iter()
+            .cloned()
+            .chain(m.envoy_filters.iter().flat_map(super::envoyfilter::plugin_views))
+            .collect();
+        anyhow::ensure!(!views.is_empty(), "no WasmPlugin or meshplug EnvoyFilter under {}", opts.dir.display());
+        let shape = ProxyShape::of(&views, &opts);
+        let (mut clusters, upstreams, routes) = start_upstreams(&views, shape.class, shape.target_port)?;
+        let jwks = start_jwks_servers(&views, &mut clusters)?;
+        let rate_limit_services = start_rate_limit_services(&views, &mut clusters)?;
 
         let n = LABS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let state = std::env::temp_dir().join(format!("meshplug-istio-{}-{n}", std::process::id()));
@@ -361,37 +446,10 @@ impl IstioLab {
         cache.insecure = opts.insecure_registries.iter().cloned().collect();
         let route_config =
             json!({ "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] });
-        let cluster_values: Vec<Value> = clusters
-            .iter()
-            .map(|(name, port, http2)| {
-                let mut c = json!({
-                    "name": name, "type": "STATIC", "connect_timeout": "1s",
-                    "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address":
-                        { "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }] }
-                });
-                if *http2 {
-                    c["typed_extension_protocol_options"] = json!({
-                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                            "explicit_http_config": { "http2_protocol_options": {} }
-                        }
-                    });
-                }
-                c
-            })
-            .collect();
-        let bootstrap = json!({
-            "node": { "id": format!("sidecar~127.0.0.1~meshplug.{namespace}~{namespace}.svc.cluster.local"), "cluster": "meshplug" },
-            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": opts.admin_port } } },
-            "dynamic_resources": { "lds_config": { "resource_api_version": "V3", "path_config_source": {
-                "path": state.join("lds").join("listeners.json").display().to_string(),
-                "watched_directory": { "path": state.join("lds").display().to_string() } } } },
-            "static_resources": { "clusters": cluster_values },
-            // Only the stats a sidecar keeps by default.
-            "stats_config": super::stats_config(),
-        });
+        let bootstrap = bootstrap(&shape.namespace, opts.admin_port, &state, &clusters);
         let binary = find_envoy(opts.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
         let registry = if opts.mirror { Some(crate::registry::Registry::start()?) } else { None };
+        let ProxyShape { namespace, labels, waypoint, services, root_namespace, class, target_port } = shape;
         let mut feed = Feed {
             namespace,
             labels,
