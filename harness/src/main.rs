@@ -445,14 +445,8 @@ struct UpIstio {
 
 fn up_istio(args: UpIstio) -> anyhow::Result<ExitCode> {
     let UpIstio { dir, listener, target_port, mirror, root_namespace, port, admin_port, envoy } = args;
-    use meshplug_harness::istio::agent::Outcome;
     use meshplug_harness::istio::istiod::ListenerClass;
-    use meshplug_harness::istio::lab::{IstioLab, IstioOptions, SyncReport};
-    // What `meshplug validate` would say; the run goes on, as istiod would take what the API server took.
-    for e in meshplug_harness::manifests::check_dir(&dir)?.1 {
-        eprintln!("warning: {e}");
-    }
-    let mut opts = IstioOptions::new(&dir);
+    let mut opts = meshplug_harness::istio::lab::IstioOptions::new(&dir);
     opts.class = listener.map(|l| match l {
         ListenerArg::Inbound => ListenerClass::SidecarInbound,
         ListenerArg::Outbound => ListenerClass::SidecarOutbound,
@@ -464,79 +458,8 @@ fn up_istio(args: UpIstio) -> anyhow::Result<ExitCode> {
     opts.port = port;
     opts.admin_port = admin_port;
     opts.envoy = envoy;
-    let mut lab = IstioLab::start(opts)?;
-    let print = |r: &SyncReport| {
-        for (name, outcome) in &r.sent {
-            match outcome {
-                Outcome::Local { path, fetched } => println!(
-                    "ECDS {name}: module {} ({})",
-                    path.display(),
-                    if *fetched { "fetched" } else { "from the agent's cache" }
-                ),
-                Outcome::Replaced { error, fail_open } => println!(
-                    "ECDS {name}: RBAC stand-in ({}): {error}",
-                    if *fail_open { "allow-all" } else { "deny-all" }
-                ),
-                Outcome::Unchanged => println!("ECDS {name}: as rendered (local file)"),
-            }
-        }
-    };
-    println!("Envoy {} (found via {})", lab.binary.path.display(), lab.binary.source);
-    println!(
-        "proxy: namespace {}, labels {:?}, {:?} listener for container port {}",
-        lab.feed.namespace, lab.feed.labels, lab.feed.class, lab.feed.target_port
-    );
-    println!("HTTP filters, in order: {}", lab.feed.plugin_names().join(" → "));
-    print(&lab.initial);
-    for (cluster, stub) in &lab.jwks {
-        println!("cluster {cluster}: a local JWKS with the demo key on {} (tokens: meshplug demo-token)", stub.addr);
-    }
-    println!(
-        "\nTry:\n  curl -si {}/health\n  curl -s http://{}/config_dump | grep wasmplugin",
-        lab.envoy.url(),
-        lab.envoy.admin
-    );
-    println!("Edit or re-render {} and the change is applied. Ctrl-C stops everything.", dir.display());
-    let mut last = fingerprint(&dir);
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        if let Some(status) = lab.envoy.exited() {
-            eprintln!("Envoy exited: {status}");
-            return Ok(ExitCode::SUCCESS);
-        }
-        let now = fingerprint(&dir);
-        if now != last {
-            last = now;
-            match lab.sync() {
-                Ok(r) => {
-                    print(&r);
-                    if r.listener_changed {
-                        println!("listener updated: {}", lab.feed.plugin_names().join(" → "));
-                    }
-                }
-                Err(e) => eprintln!("cannot apply the edit: {e:#}"),
-            }
-        }
-    }
-}
-
-/// The contents of every file under `dir`, to see an edit.
-fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                out.push((p, bytes));
-            }
-        }
-    }
-    out.sort();
-    out
+    meshplug_harness::istio::lab::up(opts)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 const RENDERED_HEADER: &str =
