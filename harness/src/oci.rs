@@ -261,7 +261,8 @@ pub fn reference(target: &str) -> anyhow::Result<Reference> {
     r.parse::<Reference>().map_err(|e| anyhow::anyhow!("{target:?} is not an image reference: {e}"))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A single-threaded runtime for one blocking call into an async client.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 

@@ -220,7 +220,7 @@ fn retryable(status: u16) -> bool {
 /// `HTTPFetcher.Fetch`: GET `url`, TLS verified unless `insecure`; connection errors and retryable
 /// statuses are tried again; a 200's body (at most 256 MiB) is unboxed; any other status ends it.
 pub fn http_fetch(url: &str, insecure: bool, retry: &HttpRetry) -> Result<Vec<u8>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = crate::oci::runtime().map_err(|e| e.to_string())?;
     let client = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(insecure)
         .timeout(retry.timeout)

@@ -534,8 +534,10 @@ impl Feed {
                 continue;
             }
             plugin.resource_version = version;
-            if let Some(host) = &self.mirror {
-                self.mirror_image(&mut plugin, host.clone())?;
+            if let Some(host) = self.mirror.clone() {
+                let url = plugin.spec["url"].as_str().unwrap_or_default().to_string();
+                let module = plugin.spec["pluginName"].as_str().unwrap_or_default().to_string();
+                plugin.spec["url"] = json!(self.mirrored_url(&url, &module, &host)?);
             }
             let mut resource = plugin.extension_config();
             // istiod's updatePluginConfig: the Secret's content in place of its name ("" when absent).
@@ -558,7 +560,7 @@ impl Feed {
             };
             let original = resource.clone();
             if let Some(host) = self.mirror.clone() {
-                self.mirror_resource(&mut resource, host)?;
+                self.mirror_resource(&mut resource, &host)?;
             }
             self.send(&name, &resource, version, &mut report)?;
             self.sent.insert(name, (original, version));
@@ -599,40 +601,31 @@ impl Feed {
         Ok(())
     }
 
-    /// [`Feed::mirror_image`] for an EnvoyFilter's extension config: its `oci://` URI at the mirror.
-    fn mirror_resource(&mut self, resource: &mut Value, host: String) -> anyhow::Result<()> {
+    /// An EnvoyFilter's extension config with its `oci://` URI at the mirror.
+    fn mirror_resource(&mut self, resource: &mut Value, host: &str) -> anyhow::Result<()> {
         let config = &resource["typed_config"]["config"];
         let Some(uri) = config["vm_config"]["code"]["remote"]["http_uri"]["uri"].as_str() else { return Ok(()) };
-        let mut view = WasmPlugin {
-            namespace: String::new(),
-            name: String::new(),
-            file: String::new(),
-            spec: json!({ "url": uri, "pluginName": config["root_id"] }),
-            resource_version: 1,
-            created: None,
-        };
-        self.mirror_image(&mut view, host)?;
-        resource["typed_config"]["config"]["vm_config"]["code"]["remote"]["http_uri"]["uri"] = view.spec["url"].clone();
+        let module = config["root_id"].as_str().unwrap_or_default().to_string();
+        let mirrored = self.mirrored_url(uri, &module, host)?;
+        resource["typed_config"]["config"]["vm_config"]["code"]["remote"]["http_uri"]["uri"] = json!(mirrored);
         Ok(())
     }
 
-    /// Points the plugin's `oci://` URL at the mirror and pushes the local build there once.
-    fn mirror_image(&mut self, plugin: &mut WasmPlugin, host: String) -> anyhow::Result<()> {
-        let url = plugin.spec["url"].as_str().unwrap_or_default().to_string();
-        let Some(rest) = url.strip_prefix("oci://").or((!url.contains("://")).then_some(url.as_str())) else {
-            return Ok(());
+    /// `url` (an `oci://` URL, or one without a scheme) pointed at the mirror, with the local build of
+    /// `module` pushed there once; any other URL unchanged.
+    fn mirrored_url(&mut self, url: &str, module: &str, host: &str) -> anyhow::Result<String> {
+        let Some(rest) = url.strip_prefix("oci://").or((!url.contains("://")).then_some(url)) else {
+            return Ok(url.to_string());
         };
         let path = rest.split_once('/').map_or(rest, |(_, p)| p);
         let target = format!("oci://{host}/{path}");
-        let module = plugin.spec["pluginName"].as_str().unwrap_or_default().to_string();
-        if !self.pushed.contains(&target) && crate::filters::module(&module).is_some() {
-            let wasm = std::fs::read(crate::filters::module_path(&module)?)?;
+        if !self.pushed.contains(&target) && crate::filters::module(module).is_some() {
+            let wasm = std::fs::read(crate::filters::module_path(module)?)?;
             let img = crate::oci::image(&wasm, crate::oci::Format::Compat)?;
             crate::oci::push(&img, &target)?;
             self.pushed.insert(target.clone());
         }
-        plugin.spec["url"] = json!(target);
-        Ok(())
+        Ok(target)
     }
 
     fn write_listener(&self, chain: &[ChainFilter]) -> anyhow::Result<()> {
