@@ -6,12 +6,12 @@
 //! certificate made here.
 
 use meshplug_harness::istio::agent::{convert, http_fetch, unbox_if_possible, Cache, HttpRetry, Outcome};
-use meshplug_harness::stub::StubServer;
+use meshplug_harness::lab::stub::StubServer;
 use serde_json::json;
 use std::time::Duration;
 
 fn fault_wasm() -> Vec<u8> {
-    std::fs::read(meshplug_harness::filters::module_path("fault").unwrap()).unwrap()
+    std::fs::read(meshplug_harness::deploy::filters::module_path("fault").unwrap()).unwrap()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -43,18 +43,18 @@ fn resource(uri: &str, sha256: &str) -> serde_json::Value {
 #[test]
 fn packed_modules_are_unboxed_before_they_are_hashed() {
     let wasm = fault_wasm();
-    let tgz = meshplug_harness::oci::plugin_tar_gz(&wasm).unwrap().1;
+    let tgz = meshplug_harness::deploy::oci::plugin_tar_gz(&wasm).unwrap().1;
     assert_eq!(unbox_if_possible(tgz.clone()), wasm, "tar.gz");
     assert_eq!(unbox_if_possible(gzip(&wasm)), wasm, "gzip");
     assert_eq!(unbox_if_possible(gzip(&tgz)), wasm, "gzip of a tar.gz");
     assert_eq!(unbox_if_possible(b"not wasm".to_vec()), b"not wasm", "anything else unchanged");
     // Through the agent: the pinned checksum is the module's, not the archive's.
     let stub = StubServer::start(0, 200, &tgz).unwrap();
-    let digest = meshplug_harness::oci::sha256(&wasm).trim_start_matches("sha256:").to_string();
+    let digest = meshplug_harness::deploy::oci::sha256(&wasm).trim_start_matches("sha256:").to_string();
     let mut cache = Cache::new(scratch("unbox")).unwrap();
     let (_, outcome) = convert(&resource(&format!("http://{}/plugin.tar.gz", stub.addr), &digest), &mut cache);
     assert!(matches!(outcome, Outcome::Local { fetched: true, .. }), "{outcome:?}");
-    let archive_digest = meshplug_harness::oci::sha256(&tgz).trim_start_matches("sha256:").to_string();
+    let archive_digest = meshplug_harness::deploy::oci::sha256(&tgz).trim_start_matches("sha256:").to_string();
     let mut cache = Cache::new(scratch("unbox-2")).unwrap();
     let (_, outcome) = convert(&resource(&format!("http://{}/plugin.tar.gz", stub.addr), &archive_digest), &mut cache);
     assert!(matches!(&outcome, Outcome::Replaced { error, .. } if error.contains("does not match")), "{outcome:?}");
@@ -139,7 +139,7 @@ fn https_modules_are_fetched_with_the_agents_tls_rules() {
     let server = HttpsServer::start(&dir);
     let host = format!("127.0.0.1:{}", server.port);
     let url = format!("https://{host}/plugin.wasm.gz");
-    let digest = meshplug_harness::oci::sha256(&wasm).trim_start_matches("sha256:").to_string();
+    let digest = meshplug_harness::deploy::oci::sha256(&wasm).trim_start_matches("sha256:").to_string();
     let mut verified = Cache::new(dir.join("cache-verified")).unwrap();
     let (out, outcome) = convert(&resource(&url, &digest), &mut verified);
     assert!(matches!(&outcome, Outcome::Replaced { error, .. } if error.contains("certificate")), "{outcome:?}");

@@ -98,8 +98,8 @@ fn render_pins_each_module_to_its_local_build_by_default() {
     assert!(err.contains("pinned jwt-authz to sha256:"), "{err}");
     let text = std::fs::read_to_string(dir.join("payments/jwt-authz.yaml")).unwrap();
     let plugin: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
-    let wasm = std::fs::read(meshplug_harness::filters::module_path("jwt-authz").unwrap()).unwrap();
-    let packaged = meshplug_harness::oci::image(&wasm, meshplug_harness::oci::Format::Compat).unwrap();
+    let wasm = std::fs::read(meshplug_harness::deploy::filters::module_path("jwt-authz").unwrap()).unwrap();
+    let packaged = meshplug_harness::deploy::oci::image(&wasm, meshplug_harness::deploy::oci::Format::Compat).unwrap();
     assert_eq!(plugin["spec"]["sha256"], packaged.sha256_hex(), "the digest `meshplug push` gives this build");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -175,7 +175,7 @@ fn up_istio_serves_rendered_manifests_and_applies_edits() {
             .any(|l| l.contains("HTTP filters, in order: extensions.istio.io/wasmplugin/shop.payments-jwt-authz")),
         "{seen:?}"
     );
-    let client = meshplug_harness::client::Client::new(&url).unwrap();
+    let client = meshplug_harness::lab::client::Client::new(&url).unwrap();
     assert_eq!(client.get("/health").unwrap().status, 200);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let token = jwt_authz::testkit::mint("RS256", "rsa", Some("rsa-1"), jwt_authz::testkit::claims(now, "alice"));
@@ -183,7 +183,7 @@ fn up_istio_serves_rendered_manifests_and_applies_edits() {
     let header_seen = |name: &str| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while std::time::Instant::now() < deadline {
-            let r = client.send(meshplug_harness::client::Req::get("/api/x").header("authorization", &auth));
+            let r = client.send(meshplug_harness::lab::client::Req::get("/api/x").header("authorization", &auth));
             if r.is_ok_and(|r| r.json()["headers"][name] == "alice") {
                 return true;
             }

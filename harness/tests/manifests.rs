@@ -1,9 +1,9 @@
 //! Rendering and validating Istio manifests: render → validate round trip, no drift in the committed
 //! manifests, every example WasmPlugin valid, and broken inputs each giving the expected error.
 
-use meshplug_harness::composition::Composition;
-use meshplug_harness::manifests::{check_dir, check_document};
-use meshplug_harness::render::render;
+use meshplug_harness::deploy::composition::Composition;
+use meshplug_harness::deploy::manifests::{check_dir, check_document};
+use meshplug_harness::deploy::render::render;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -83,15 +83,15 @@ fn a_bundled_workload_renders_one_wasmplugin() {
     assert_eq!(chain, ["jwt-authz", "rate-limit", "fault"]);
     let storefront = docs(&rendered["storefront/meshplug.yaml"]).remove(0);
     assert_eq!(storefront["spec"]["failStrategy"], "FAIL_OPEN", "canary alone fails open");
-    let schema = (meshplug_harness::filters::BUNDLE.schema)();
+    let schema = (meshplug_harness::deploy::filters::BUNDLE.schema)();
     let v = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = v.iter_errors(&spec["pluginConfig"]).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
     let twice = serde_json::json!({"chain": [{"filter": "fault"}, {"filter": "fault"}]});
-    let e = (meshplug_harness::filters::BUNDLE.validate)(twice.to_string().as_bytes()).unwrap_err();
+    let e = (meshplug_harness::deploy::filters::BUNDLE.validate)(twice.to_string().as_bytes()).unwrap_err();
     assert_eq!(e.pointer, "/chain/1/filter");
     let bad = serde_json::json!({"chain": [{"filter": "fault"}, {"filter": "rate-limit", "config": {"rules": [{"name": "a", "limits": [{"requests": 0, "per": "1s"}]}]}}]});
-    let e = (meshplug_harness::filters::BUNDLE.validate)(bad.to_string().as_bytes()).unwrap_err();
+    let e = (meshplug_harness::deploy::filters::BUNDLE.validate)(bad.to_string().as_bytes()).unwrap_err();
     assert_eq!(e.pointer, "/chain/1/config/rules/0/limits/0/requests");
 }
 
@@ -199,7 +199,7 @@ fn each_filter_schema_accepts_every_committed_plugin_config_and_rejects_broken_o
         let c = Composition::load(&path).unwrap();
         for w in &c.workloads {
             for f in &w.filters {
-                let schema = (meshplug_harness::filters::lookup(&f.name).unwrap().schema)();
+                let schema = (meshplug_harness::deploy::filters::lookup(&f.name).unwrap().schema)();
                 let v = jsonschema::validator_for(&schema).unwrap();
                 let errors: Vec<String> = v.iter_errors(&f.plugin_config).map(|e| e.to_string()).collect();
                 assert!(errors.is_empty(), "{} {}: {errors:?}", path.display(), f.name);
@@ -224,7 +224,7 @@ fn each_filter_schema_accepts_every_committed_plugin_config_and_rejects_broken_o
         ("canary", serde_json::json!({"split": {"stickyBy": {"session": "x"}, "variants": []}})),
     ];
     for (filter, config) in broken {
-        let schema = (meshplug_harness::filters::lookup(filter).unwrap().schema)();
+        let schema = (meshplug_harness::deploy::filters::lookup(filter).unwrap().schema)();
         let v = jsonschema::validator_for(&schema).unwrap();
         assert!(!v.is_valid(&config), "{filter}: {config} passed the schema");
     }

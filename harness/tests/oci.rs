@@ -5,18 +5,18 @@
 //! not our own packaging's idea of an image. The images istio-agent refuses are built here too (the
 //! one-layer artifact meshplug used to push), and must be refused with the agent's reasons.
 
-use meshplug_harness::oci::{
+use meshplug_harness::deploy::oci::{
     image, plugin_tar_gz, pull, push, write_layout, Blob, Format, Image, Refusal, DOCKER_LAYER_TAR_GZIP,
     DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_TAR_GZIP, OCI_MANIFEST, WASM_CONFIG, WASM_LAYER,
 };
-use meshplug_harness::registry::Registry;
+use meshplug_harness::lab::registry::Registry;
 
 fn registry() -> Registry {
     Registry::start().unwrap()
 }
 
 fn fault_wasm() -> Vec<u8> {
-    std::fs::read(meshplug_harness::filters::module_path("fault").unwrap()).unwrap()
+    std::fs::read(meshplug_harness::deploy::filters::module_path("fault").unwrap()).unwrap()
 }
 
 fn blob(media_type: &str, data: &[u8]) -> Blob {
@@ -56,7 +56,7 @@ fn the_layout_holds_every_blob_under_its_digest() {
     let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], img.digest.as_str());
     for bytes in [&img.manifest_bytes, &img.config.data, &img.layers[0].data] {
-        let name = meshplug_harness::oci::sha256(bytes);
+        let name = meshplug_harness::deploy::oci::sha256(bytes);
         assert!(layout.join("blobs/sha256").join(name.trim_start_matches("sha256:")).is_file());
     }
     let _ = std::fs::remove_dir_all(&layout);
@@ -138,7 +138,7 @@ fn istio_agent_refuses_what_it_refuses_with_its_reasons() {
 /// linux/amd64 image is refused.
 #[test]
 fn an_image_index_resolves_to_its_linux_amd64_image() {
-    use meshplug_harness::oci::{push_manifest_raw, sha256, OCI_INDEX};
+    use meshplug_harness::deploy::oci::{push_manifest_raw, sha256, OCI_INDEX};
     let reg = registry();
     let amd64 = image(&fault_wasm(), Format::Compat).unwrap();
     let arm64 = image(b"\0asm\x01\0\0\0", Format::Compat).unwrap();
@@ -172,7 +172,7 @@ fn an_image_index_resolves_to_its_linux_amd64_image() {
 /// `auth` decoded over username/password), and the scheme go-containerregistry picks per registry.
 #[test]
 fn pull_secrets_and_schemes_follow_the_agents_libraries() {
-    use meshplug_harness::oci::{default_protocol, docker_config_auth, RegistryAuth};
+    use meshplug_harness::deploy::oci::{default_protocol, docker_config_auth, RegistryAuth};
     use oci_client::client::ClientProtocol;
     let config = br#"{"auths": {
         "https://registry.example.com/v1/": {"auth": "dXNlcjpwYXNz"},
@@ -209,7 +209,7 @@ fn pull_secrets_and_schemes_follow_the_agents_libraries() {
 /// over HTTP to begin with; starting with HTTPS shows the fallback.)
 #[test]
 fn a_plain_http_registry_is_reached_after_the_https_attempt() {
-    use meshplug_harness::oci::{pull_starting_with, RegistryAuth};
+    use meshplug_harness::deploy::oci::{pull_starting_with, RegistryAuth};
     let reg = registry();
     let img = image(&fault_wasm(), Format::Compat).unwrap();
     let url = format!("oci://{}/meshplug/fault:plain", reg.host());

@@ -2,8 +2,8 @@
 //! filters under test in front of echo upstreams, and drops it (stopping Envoy) at the end, even when
 //! the test fails.
 
-pub use meshplug_harness::client::{Client, Req, Resp};
-pub use meshplug_harness::local::{Lab, LabBuilder};
+pub use meshplug_harness::lab::client::{Client, Req, Resp};
+pub use meshplug_harness::lab::local::{Lab, LabBuilder};
 use std::time::Duration;
 
 pub mod limitador;
@@ -30,7 +30,7 @@ pub fn builder() -> LabBuilder {
 /// Two echo upstreams, `stable` and `canary`, behind routes on the routing header canary writes
 /// (`x-meshplug-variant: canary` → canary, else stable); the echo reply names the upstream that served.
 pub fn with_variant_upstreams(builder: LabBuilder) -> LabBuilder {
-    use meshplug_harness::composition::Upstream;
+    use meshplug_harness::deploy::composition::Upstream;
     builder
         .upstreams(vec![
             Upstream { name: "stable".into(), http2: false },
@@ -132,9 +132,9 @@ pub fn per_worker_connections(lab: &Lab) -> Vec<u64> {
         .collect()
 }
 
-pub use meshplug_harness::hostile::{hostile_request, vm_failures, Rng};
+pub use meshplug_harness::load::hostile::{hostile_request, vm_failures, Rng};
 
-/// [`meshplug_harness::hostile::raw_status`] on the lab's listener.
+/// [`meshplug_harness::load::hostile::raw_status`] on the lab's listener.
 pub fn raw_status(lab: &Lab, request: &[u8]) -> Option<u16> {
-    meshplug_harness::hostile::raw_status(lab.envoy.listener, request)
+    meshplug_harness::load::hostile::raw_status(lab.envoy.listener, request)
 }

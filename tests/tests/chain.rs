@@ -4,7 +4,7 @@
 //! module.
 
 use jwt_authz::testkit::token;
-use meshplug_harness::composition::Composition;
+use meshplug_harness::deploy::composition::Composition;
 use meshplug_tests::{eventually, metric, LabBuilder, Req};
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 fn jwt_claim_keys_the_rate_limit_and_the_canary_and_a_denied_request_is_never_counted() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     // The chain exactly as examples/chain/composition.yaml declares it, on free ports.
-    let path = meshplug_harness::filters::workspace_root().join("examples/chain/composition.yaml");
+    let path = meshplug_harness::deploy::filters::workspace_root().join("examples/chain/composition.yaml");
     let composition = Composition::load(&path).unwrap();
     let mut builder = LabBuilder::from_composition(&composition, None).unwrap();
     builder.port = 0;
@@ -171,7 +171,7 @@ fn a_header_set_by_one_filter_is_read_by_the_next() {
 /// through (`tests/bundle.rs` fails without the re-read; with a module each, each reads its own).
 #[test]
 fn a_filter_after_a_service_wait_reads_the_clock_again() {
-    let service = meshplug_harness::stub::StubServer::grpc(&[0x08, 0x01]).unwrap(); // overall_code OK
+    let service = meshplug_harness::lab::stub::StubServer::grpc(&[0x08, 0x01]).unwrap(); // overall_code OK
     service.delay(Duration::from_millis(2500));
     let rate_limit = json!({
         "rateLimitService": {"cluster": "rls", "domain": "d", "timeout": "5s"},

@@ -3,11 +3,11 @@
 //! runs each filter's `on_configure` on its pluginConfig), and its WasmPlugin carries the same
 //! pluginConfig as the composition.
 
-use meshplug_harness::composition::Composition;
-use meshplug_harness::envoy::find_envoy;
-use meshplug_harness::filters::{module_dir, workspace_root};
-use meshplug_harness::local::LabBuilder;
-use meshplug_harness::run::validate_config;
+use meshplug_harness::deploy::composition::Composition;
+use meshplug_harness::deploy::filters::{module_dir, workspace_root};
+use meshplug_harness::lab::envoy::find_envoy;
+use meshplug_harness::lab::local::LabBuilder;
+use meshplug_harness::lab::run::validate_config;
 use std::path::{Path, PathBuf};
 
 const COMMITTED_MODULE_DIR: &str = "target/wasm32-wasip1/release";

@@ -288,7 +288,7 @@ fn a_client_that_gives_up_frees_its_fault_slot() {
 /// is parked: 30 s back. With wall-clock deadlines the request waited the 1 s delay plus the 30 s step.
 #[test]
 fn a_wall_clock_step_back_does_not_hold_a_delayed_request() {
-    let root = meshplug_harness::filters::workspace_root();
+    let root = meshplug_harness::deploy::filters::workspace_root();
     let dir = std::env::temp_dir().join(format!("meshplug-wallclock-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let shim = dir.join("shim.so");

@@ -5,13 +5,13 @@
 //! filter (source/extensions/filters/http/ratelimit in Envoy) sends it descriptors and must get the
 //! counts its configuration promises — which is what envoyproxy/ratelimit gives it.
 
-use meshplug_harness::bootstrap::{Cluster, Setup};
-use meshplug_harness::echo::EchoServer;
-use meshplug_harness::envoy::find_envoy;
-use meshplug_harness::filters::workspace_root;
-use meshplug_harness::redis::RedisServer;
-use meshplug_harness::run::{EnvoyOptions, RunningEnvoy};
-use meshplug_harness::stub::StubServer;
+use meshplug_harness::deploy::filters::workspace_root;
+use meshplug_harness::lab::bootstrap::{Cluster, Setup};
+use meshplug_harness::lab::echo::EchoServer;
+use meshplug_harness::lab::envoy::find_envoy;
+use meshplug_harness::lab::redis::RedisServer;
+use meshplug_harness::lab::run::{EnvoyOptions, RunningEnvoy};
+use meshplug_harness::lab::stub::StubServer;
 use meshplug_tests::{Client, Req};
 use serde_json::json;
 
@@ -374,12 +374,15 @@ fn a_shadow_global_rule_counts_but_lets_through() {
 /// rules declare, under the cluster name the filter calls; `render` writes the same configuration.
 #[test]
 fn the_example_composition_runs_with_its_service_and_renders_its_config() {
-    let root = meshplug_harness::filters::workspace_root();
-    let c = meshplug_harness::composition::Composition::load(&root.join("examples/global-rate-limit/composition.yaml"))
-        .unwrap();
+    let root = meshplug_harness::deploy::filters::workspace_root();
+    let c = meshplug_harness::deploy::composition::Composition::load(
+        &root.join("examples/global-rate-limit/composition.yaml"),
+    )
+    .unwrap();
     assert_eq!(c.validate(), vec![]);
-    let mut builder =
-        meshplug_harness::local::LabBuilder::from_composition(&c, None).unwrap().bundled(meshplug_tests::bundled());
+    let mut builder = meshplug_harness::lab::local::LabBuilder::from_composition(&c, None)
+        .unwrap()
+        .bundled(meshplug_tests::bundled());
     builder.port = 0;
     builder.admin_port = 0;
     let lab = builder.start().unwrap();
@@ -392,13 +395,13 @@ fn the_example_composition_runs_with_its_service_and_renders_its_config() {
         (2, 0),
         "other plans are not limited by it"
     );
-    let rendered = meshplug_harness::render::render(&c, false).unwrap();
+    let rendered = meshplug_harness::deploy::render::render(&c, false).unwrap();
     let text = &rendered["api/ratelimit-service.yaml"];
     assert!(text.contains("kind: ConfigMap") && text.contains("requests_per_unit: 3"), "{text}");
     for (path, text) in &rendered {
         for doc in text.split("\n---\n") {
             let doc: serde_json::Value = serde_yaml_ng::from_str(doc).unwrap();
-            assert_eq!(meshplug_harness::manifests::check_document(path, &doc), vec![], "{path}");
+            assert_eq!(meshplug_harness::deploy::manifests::check_document(path, &doc), vec![], "{path}");
         }
     }
 }
@@ -414,7 +417,7 @@ fn hostile_values_in_global_descriptors_get_their_own_counter() {
         let mut req = b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\nx-user: ".to_vec();
         req.extend_from_slice(user);
         req.extend_from_slice(b"\r\n\r\n");
-        meshplug_harness::hostile::raw_status(lab.envoy.listener, &req)
+        meshplug_harness::load::hostile::raw_status(lab.envoy.listener, &req)
     };
     let statuses: Vec<Option<u16>> = (0..7).map(|_| raw(b"\xe4\xb8\xff%")).collect();
     assert_eq!(statuses.iter().filter(|s| **s == Some(200)).count(), 5, "{statuses:?}");
@@ -468,8 +471,8 @@ fn limitador_plugin_config() -> serde_json::Value {
 #[test]
 fn limitador_enforces_the_limits_render_generates() {
     let config = limitador_plugin_config();
-    let need = meshplug_harness::global::service_need(&config).unwrap().unwrap();
-    let yaml = serde_yaml_ng::to_string(&meshplug_harness::global::limitador_limits(&need).unwrap()).unwrap();
+    let need = meshplug_harness::deploy::global::service_need(&config).unwrap().unwrap();
+    let yaml = serde_yaml_ng::to_string(&meshplug_harness::deploy::global::limitador_limits(&need).unwrap()).unwrap();
     let limits = meshplug_tests::limitador::parse_limits(&yaml).unwrap_or_else(|e| panic!("{e}: {yaml}"));
     let service = meshplug_tests::limitador::start(limits).unwrap();
     let lab = lab(config, service.addr.port());
@@ -480,11 +483,11 @@ fn limitador_enforces_the_limits_render_generates() {
     assert!(meshplug_tests::eventually(std::time::Duration::from_secs(3), || metric(&lab, "team.global_limited") == 4));
     assert_eq!(metric(&lab, "team.global_bad_response"), 0, "an answer without statuses is an answer");
     // The example composition's limits (a conditional rule last) load in Limitador too.
-    let example = meshplug_harness::composition::Composition::load(
+    let example = meshplug_harness::deploy::composition::Composition::load(
         &workspace_root().join("examples/global-rate-limit/composition.yaml"),
     )
     .unwrap();
-    let docs = meshplug_harness::render::rate_limit_service_resources(&example.workloads[0]).unwrap();
+    let docs = meshplug_harness::deploy::render::rate_limit_service_resources(&example.workloads[0]).unwrap();
     let text = docs[0].1[0]["data"]["limitador-limits.yaml"].as_str().unwrap().to_string();
     assert_eq!(meshplug_tests::limitador::parse_limits(&text).unwrap().len(), 2, "{text}");
 }
@@ -500,8 +503,8 @@ fn limitador_is_not_given_limits_that_would_enforce_otherwise() {
     let mut hits = limitador_plugin_config();
     hits["rules"][1]["global"]["hitsAddend"] = json!(3);
     for (config, why) in [(conditional, "no fixed position"), (shadow, "no shadow mode"), (hits, "hitsAddend differ")] {
-        let need = meshplug_harness::global::service_need(&config).unwrap().unwrap();
-        let err = meshplug_harness::global::limitador_limits(&need).unwrap_err();
+        let need = meshplug_harness::deploy::global::service_need(&config).unwrap().unwrap();
+        let err = meshplug_harness::deploy::global::limitador_limits(&need).unwrap_err();
         assert!(err.contains(why), "{err}");
     }
     // The rendered ConfigMap then holds only the reason, and Limitador's parser refuses it.
@@ -517,9 +520,9 @@ fn limitador_is_not_given_limits_that_would_enforce_otherwise() {
     let dir = std::env::temp_dir().join(format!("meshplug-limitador-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("composition.yaml"), composition).unwrap();
-    let c = meshplug_harness::composition::Composition::load(&dir.join("composition.yaml")).unwrap();
+    let c = meshplug_harness::deploy::composition::Composition::load(&dir.join("composition.yaml")).unwrap();
     let workload = c.workloads.first().unwrap();
-    let resources = meshplug_harness::render::rate_limit_service_resources(workload).unwrap();
+    let resources = meshplug_harness::deploy::render::rate_limit_service_resources(workload).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let file = &resources[0].1[0]["data"]["limitador-limits.yaml"];
     let text = file.as_str().unwrap();

@@ -1,7 +1,7 @@
 //! The harness itself, against the real Envoy: the echo upstream over HTTP/1.1 and HTTP/2, HTTP/2
 //! downstream, the stats reader, and no Envoy left running after a lab is dropped.
 
-use meshplug_harness::composition::Upstream;
+use meshplug_harness::deploy::composition::Upstream;
 use meshplug_tests::{Lab, Req};
 use serde_json::json;
 
@@ -51,10 +51,10 @@ fn a_failed_start_reports_envoys_log() {
 /// sets it), else the default 1.40.0: the running server reports it on its admin `/server_info`.
 #[test]
 fn the_envoy_running_is_the_version_asked_for() {
-    let wanted = std::env::var(meshplug_harness::envoy::VERSION_VAR)
+    let wanted = std::env::var(meshplug_harness::lab::envoy::VERSION_VAR)
         .ok()
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| meshplug_harness::envoy::ENVOY_VERSION.to_string());
+        .unwrap_or_else(|| meshplug_harness::lab::envoy::ENVOY_VERSION.to_string());
     let lab = Lab::builder().filter("fault", json!({})).start().unwrap();
     let admin = meshplug_tests::Client::new(&format!("http://{}", lab.envoy.admin)).unwrap();
     let info = admin.get("/server_info").unwrap().json();

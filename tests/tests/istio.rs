@@ -5,10 +5,10 @@
 //! (`IstioOptions::mirror`, what `meshplug up --istio` does by default): the built modules are pushed
 //! to a local registry under the manifests' paths and tags, and their `oci://` URLs point there.
 
+use meshplug_harness::deploy::oci::{image, push, Format};
 use meshplug_harness::istio::agent::Outcome;
 use meshplug_harness::istio::lab::{IstioLab, IstioOptions};
-use meshplug_harness::oci::{image, push, Format};
-use meshplug_harness::registry::Registry;
+use meshplug_harness::lab::registry::Registry;
 use meshplug_tests::{Client, Req};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,7 +24,7 @@ fn root() -> PathBuf {
 fn push_modules(registry: &Registry) -> std::collections::BTreeMap<String, String> {
     let mut digests = std::collections::BTreeMap::new();
     for module in ["jwt-authz", "rate-limit", "fault", "canary", "meshplug"] {
-        let wasm = std::fs::read(meshplug_harness::filters::module_path(module).unwrap()).unwrap();
+        let wasm = std::fs::read(meshplug_harness::deploy::filters::module_path(module).unwrap()).unwrap();
         let img = image(&wasm, Format::Compat).unwrap();
         let got = push(&img, &format!("oci://{}/meshplug/{module}:0.1.0", registry.host())).unwrap();
         assert_eq!(got, img.digest);
@@ -464,7 +464,7 @@ fn the_agent_cache_honours_digests_and_pull_policy() {
 #[test]
 fn fail_reload_in_a_wasmplugin_reloads_the_vm() {
     let registry = Registry::start().unwrap();
-    let wasm = std::fs::read(meshplug_harness::filters::module_dir().join("trap.wasm")).unwrap();
+    let wasm = std::fs::read(meshplug_harness::deploy::filters::module_dir().join("trap.wasm")).unwrap();
     let img = image(&wasm, Format::Compat).unwrap();
     push(&img, &format!("oci://{}/meshplug/trap:1", registry.host())).unwrap();
     let dir = scratch("fail-reload");
@@ -472,7 +472,7 @@ fn fail_reload_in_a_wasmplugin_reloads_the_vm() {
     let extra = format!("  sha256: {}\n  failStrategy: FAIL_RELOAD\n", img.sha256_hex());
     std::fs::write(dir.join("p.yaml"), plugin("reloading", "trap", &url, &extra, "{}")).unwrap();
     let lab = start(&dir);
-    let raw = |req: &[u8]| meshplug_harness::hostile::raw_status(lab.envoy.listener, req);
+    let raw = |req: &[u8]| meshplug_harness::load::hostile::raw_status(lab.envoy.listener, req);
     const PLAIN: &[u8] = b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n";
     const TRAP: &[u8] = b"GET / HTTP/1.1\r\nhost: t\r\nx-trap: now\r\nconnection: close\r\n\r\n";
     assert_eq!(raw(PLAIN), Some(200));
@@ -491,11 +491,13 @@ fn fail_reload_in_a_wasmplugin_reloads_the_vm() {
 /// its rate limit service run under the Istio cluster name it calls (`outbound|8081||ratelimit…`).
 #[test]
 fn a_rendered_global_rate_limit_is_enforced_through_the_istio_path() {
-    let c =
-        meshplug_harness::composition::Composition::load(&root().join("examples/global-rate-limit/composition.yaml"))
-            .unwrap();
+    let c = meshplug_harness::deploy::composition::Composition::load(
+        &root().join("examples/global-rate-limit/composition.yaml"),
+    )
+    .unwrap();
     let dir = scratch("global");
-    meshplug_harness::render::write(&meshplug_harness::render::render(&c, false).unwrap(), &dir).unwrap();
+    meshplug_harness::deploy::render::write(&meshplug_harness::deploy::render::render(&c, false).unwrap(), &dir)
+        .unwrap();
     let mut opts = IstioOptions::new(&dir.join("api"));
     opts.mirror = true;
     let lab = IstioLab::start(opts).unwrap_or_else(|e| panic!("{e:#}"));
@@ -523,10 +525,11 @@ fn a_gatewayclass_plugin_authenticates_on_the_waypoint() {
         jwt_authz::testkit::ISSUER,
         serde_json::to_string(&jwks).unwrap()
     );
-    let c = meshplug_harness::composition::Composition::parse(&text).unwrap();
+    let c = meshplug_harness::deploy::composition::Composition::parse(&text).unwrap();
     assert_eq!(c.validate(), vec![]);
     let dir = scratch("waypoint");
-    meshplug_harness::render::write(&meshplug_harness::render::render(&c, false).unwrap(), &dir).unwrap();
+    meshplug_harness::deploy::render::write(&meshplug_harness::deploy::render::render(&c, false).unwrap(), &dir)
+        .unwrap();
     let plugin = std::fs::read_to_string(dir.join("mesh-auth/jwt-authz.yaml")).unwrap();
     let mut opts = IstioOptions::new(&dir.join("mesh-auth"));
     opts.mirror = true;
@@ -557,8 +560,8 @@ fn a_gatewayclass_plugin_authenticates_on_the_waypoint() {
 /// config while the listener keeps serving with the last good one.
 #[test]
 fn the_envoyfilter_form_pulls_again_on_always_and_survives_a_bad_file() {
-    use meshplug_harness::composition::Composition;
-    use meshplug_harness::render::{render, write};
+    use meshplug_harness::deploy::composition::Composition;
+    use meshplug_harness::deploy::render::{render, write};
     let registry = Registry::start().unwrap();
     push_modules(&registry);
     let composition = |header: &str, defaults: &str| {
@@ -588,7 +591,8 @@ fn the_envoyfilter_form_pulls_again_on_always_and_survives_a_bad_file() {
     drop(lab);
 
     let modules = scratch("ef-modules");
-    std::fs::copy(meshplug_harness::filters::module_path("fault").unwrap(), modules.join("fault.wasm")).unwrap();
+    std::fs::copy(meshplug_harness::deploy::filters::module_path("fault").unwrap(), modules.join("fault.wasm"))
+        .unwrap();
     let dir = scratch("ef-file");
     let local = |m: &Path| format!("moduleDir: '{}'", m.display());
     render_to(&composition("x-a", &local(&modules)), &dir);

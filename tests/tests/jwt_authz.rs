@@ -3,7 +3,7 @@
 //! garbage, hostile tokens, and refused configs. Tokens are minted at test time.
 
 use jwt_authz::testkit::{self, claims, jwks, mint, raw, token, token_with, ALGS, ISSUER};
-use meshplug_harness::stub::StubServer;
+use meshplug_harness::lab::stub::StubServer;
 use meshplug_tests::{eventually, lab_with, metric, Lab, Req};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -2,7 +2,7 @@
 //! hostile requests mixed in) against the real Envoy, in both packagings. The 10-minute figures are a
 //! benchmark (BENCHMARKS.md), not a test; this checks the command's answers, not its speed.
 
-use meshplug_harness::soak::{run, SoakOptions};
+use meshplug_harness::load::soak::{run, SoakOptions};
 use std::time::Duration;
 
 fn soak(bundle: bool) {

@@ -1,12 +1,12 @@
 //! istio-agent's side: what it does to each ECDS extension config istiod sends before Envoy sees it
 //! (istio/istio 1.29.6 `pkg/wasm/convert.go` `MaybeConvertWasmExtensionConfig` and `rewriteVMConfig`,
-//! `pkg/wasm/cache.go` `LocalFileCache`, `pkg/wasm/imagefetcher.go` through [`crate::oci::pull_as`]):
+//! `pkg/wasm/cache.go` `LocalFileCache`, `pkg/wasm/imagefetcher.go` through [`crate::deploy::oci::pull_as`]):
 //! a Wasm config with remote code gets its module fetched (by the agent's cache and pull-policy rules)
 //! and its code rewritten to the local file, the `ISTIO_META_*` VM variables stripped; when anything
 //! fails, the whole config is replaced by an RBAC filter of the same name — allow-all when the plugin
 //! fails open, deny-all otherwise (FAIL_RELOAD included).
 
-use super::{PULL_POLICY_ENV, PULL_SECRET_ENV, RBAC_TYPE_URL, RESOURCE_VERSION_ENV, WASM_TYPE_URL};
+use crate::deploy::istio_api::{PULL_POLICY_ENV, PULL_SECRET_ENV, RBAC_TYPE_URL, RESOURCE_VERSION_ENV, WASM_TYPE_URL};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -144,17 +144,18 @@ impl Cache {
         let host = url.split("://").nth(1).and_then(|rest| rest.split(['/', '@']).next()).unwrap_or_default();
         let insecure = self.allow_insecure(host);
         let (digest, wasm) = if url.starts_with("oci://") {
-            let reference = crate::oci::reference(url).map_err(|e| format!("could not fetch Wasm OCI image: {e}"))?;
+            let reference =
+                crate::deploy::oci::reference(url).map_err(|e| format!("could not fetch Wasm OCI image: {e}"))?;
             let auth = match &opts.pull_secret {
-                Some(secret) => crate::oci::docker_config_auth(secret, reference.registry())?,
-                None => crate::oci::RegistryAuth::Anonymous,
+                Some(secret) => crate::deploy::oci::docker_config_auth(secret, reference.registry())?,
+                None => crate::deploy::oci::RegistryAuth::Anonymous,
             };
             let expected = (!checksum.is_empty()).then_some(checksum.as_str());
-            crate::oci::pull_with(url, expected, auth, insecure).map_err(|e| e.to_string())?
+            crate::deploy::oci::pull_with(url, expected, auth, insecure).map_err(|e| e.to_string())?
         } else if url.starts_with("http://") || url.starts_with("https://") {
             let body = http_fetch(url, insecure, &HttpRetry::default())?;
             // The checksum of what was unboxed (cache.go hashes the fetcher's result).
-            let digest = crate::oci::sha256(&body).trim_start_matches("sha256:").to_string();
+            let digest = crate::deploy::oci::sha256(&body).trim_start_matches("sha256:").to_string();
             if !checksum.is_empty() && digest != checksum {
                 return Err(format!(
                     "module downloaded from {url} has checksum {digest}, which does not match: {checksum}"
@@ -182,7 +183,7 @@ impl Cache {
         }
         // addEntry: <dir>/<sha256(module name)>/<checksum>.wasm
         let name = module_name(url);
-        let dir = self.dir.join(crate::oci::sha256(name.as_bytes()).trim_start_matches("sha256:"));
+        let dir = self.dir.join(crate::deploy::oci::sha256(name.as_bytes()).trim_start_matches("sha256:"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let path = dir.join(format!("{digest}.wasm"));
         std::fs::write(&path, &wasm).map_err(|e| e.to_string())?;
@@ -220,7 +221,7 @@ fn retryable(status: u16) -> bool {
 /// `HTTPFetcher.Fetch`: GET `url`, TLS verified unless `insecure`; connection errors and retryable
 /// statuses are tried again; a 200's body (at most 256 MiB) is unboxed; any other status ends it.
 pub fn http_fetch(url: &str, insecure: bool, retry: &HttpRetry) -> Result<Vec<u8>, String> {
-    let rt = crate::oci::runtime().map_err(|e| e.to_string())?;
+    let rt = crate::deploy::oci::runtime().map_err(|e| e.to_string())?;
     let client = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(insecure)
         .timeout(retry.timeout)
@@ -234,7 +235,7 @@ pub fn http_fetch(url: &str, insecure: bool, retry: &HttpRetry) -> Result<Vec<u8
         while attempts < retry.attempts {
             attempts += 1;
             match client.get(url).send().await {
-                Err(e) => last_error = crate::oci::error_chain(&e),
+                Err(e) => last_error = crate::deploy::oci::error_chain(&e),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if status == 200 {

@@ -69,7 +69,7 @@ pub fn plugin_views(f: &EnvoyFilter) -> Vec<WasmPlugin> {
     let mode = if modes.iter().all(|m| *m == "CLIENT") && !modes.is_empty() { "CLIENT" } else { "SERVER" };
     extension_configs(&[f])
         .into_iter()
-        .filter(|ec| ec["typed_config"]["@type"] == super::WASM_TYPE_URL)
+        .filter(|ec| ec["typed_config"]["@type"] == crate::deploy::istio_api::WASM_TYPE_URL)
         .map(|ec| {
             let config = &ec["typed_config"]["config"];
             let plugin_config: Value = config["configuration"]["value"]
@@ -186,7 +186,7 @@ pub fn istio_chain(class: ListenerClass, plugins: &[WasmPlugin]) -> Vec<ChainFil
         ));
     }
     chain.extend(phase(authz));
-    chain.push(ChainFilter::Istio(RBAC, json!({ "@type": super::RBAC_TYPE_URL })));
+    chain.push(ChainFilter::Istio(RBAC, json!({ "@type": crate::deploy::istio_api::RBAC_TYPE_URL })));
     chain.extend(phase(stats));
     chain.extend(phase(unspecified));
     chain.push(ChainFilter::Istio(

@@ -21,11 +21,11 @@
 use super::agent::{self, Cache, Outcome};
 use super::envoyfilter::{self, ChainFilter};
 use super::istiod::{self, ListenerClass, WasmPlugin};
-use crate::echo::EchoServer;
-use crate::envoy::{find_envoy, EnvoyBinary};
-use crate::filters::workspace_root;
-use crate::run::{EnvoyOptions, RunningEnvoy};
-use crate::stub::StubServer;
+use crate::deploy::filters::workspace_root;
+use crate::lab::echo::EchoServer;
+use crate::lab::envoy::{find_envoy, EnvoyBinary};
+use crate::lab::run::{EnvoyOptions, RunningEnvoy};
+use crate::lab::stub::StubServer;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -94,7 +94,7 @@ pub struct Manifests {
 pub fn read_manifests(dir: &Path) -> anyhow::Result<Manifests> {
     use base64::Engine as _;
     use serde::Deserialize;
-    let files = crate::manifests::yaml_files(dir)?;
+    let files = crate::deploy::manifests::yaml_files(dir)?;
     let mut plugins = Vec::new();
     let mut envoy_filters = Vec::new();
     let mut secrets = BTreeMap::new();
@@ -135,10 +135,10 @@ pub struct IstioLab {
     pub jwks: Vec<(String, StubServer)>,
     /// For rate-limit plugins with global rules: meshplug-rls on a local Redis under the service's
     /// cluster name, with the configuration `render` generates from the rules.
-    pub rate_limit_services: Vec<(String, meshplug_rls::Running, crate::redis::RedisServer)>,
+    pub rate_limit_services: Vec<(String, meshplug_rls::Running, crate::lab::redis::RedisServer)>,
     pub feed: Feed,
     /// The local registry of `mirror`.
-    pub registry: Option<crate::registry::Registry>,
+    pub registry: Option<crate::lab::registry::Registry>,
     /// What was sent before Envoy started.
     pub initial: SyncReport,
 }
@@ -209,7 +209,8 @@ struct ProxyShape {
 
 impl ProxyShape {
     fn of(views: &[WasmPlugin], opts: &IstioOptions) -> Self {
-        let root_namespace = opts.root_namespace.clone().unwrap_or_else(|| super::ROOT_NAMESPACE.to_string());
+        let root_namespace =
+            opts.root_namespace.clone().unwrap_or_else(|| crate::deploy::istio_api::ROOT_NAMESPACE.to_string());
         // A waypoint proxy when the plugins target waypoints (Service, ServiceEntry, GatewayClass): it
         // serves the targeted services, in their plugins' namespaces.
         let mut services: Vec<istiod::ServedService> = Vec::new();
@@ -361,16 +362,16 @@ fn start_jwks_servers(
 fn start_rate_limit_services(
     views: &[WasmPlugin],
     clusters: &mut Vec<(String, u16, bool)>,
-) -> anyhow::Result<Vec<(String, meshplug_rls::Running, crate::redis::RedisServer)>> {
+) -> anyhow::Result<Vec<(String, meshplug_rls::Running, crate::lab::redis::RedisServer)>> {
     let mut rate_limit_services = Vec::new();
     for p in views {
         for c in filter_configs(p, "rate-limit") {
-            let Ok(Some(need)) = crate::global::service_need(c) else { continue };
+            let Ok(Some(need)) = crate::deploy::global::service_need(c) else { continue };
             if clusters.iter().any(|(name, _, _)| *name == need.cluster) {
                 continue;
             }
-            let redis = crate::redis::RedisServer::start()?;
-            let config = serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?;
+            let redis = crate::lab::redis::RedisServer::start()?;
+            let config = serde_yaml_ng::to_string(&crate::deploy::global::ratelimit_config(&need))?;
             let rls = meshplug_rls::start(
                 meshplug_rls::parse_config(&config)?,
                 &redis.url(),
@@ -448,7 +449,7 @@ impl IstioLab {
             json!({ "name": "local", "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }] });
         let bootstrap = bootstrap(&shape.namespace, opts.admin_port, &state, &clusters);
         let binary = find_envoy(opts.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
-        let registry = if opts.mirror { Some(crate::registry::Registry::start()?) } else { None };
+        let registry = if opts.mirror { Some(crate::lab::registry::Registry::start()?) } else { None };
         let ProxyShape { namespace, labels, waypoint, services, root_namespace, class, target_port } = shape;
         let mut feed = Feed {
             namespace,
@@ -466,7 +467,7 @@ impl IstioLab {
             chain: Vec::new(),
             route_config,
             listener_version: 0,
-            mirror: registry.as_ref().map(crate::registry::Registry::host),
+            mirror: registry.as_ref().map(crate::lab::registry::Registry::host),
             pushed: Default::default(),
         };
         // The first ECDS and LDS files exist before Envoy starts: it reads them during initialization.
@@ -542,9 +543,11 @@ impl Feed {
             let mut resource = plugin.extension_config();
             // istiod's updatePluginConfig: the Secret's content in place of its name ("" when absent).
             let env = &mut resource["typed_config"]["config"]["vm_config"]["environment_variables"]["key_values"];
-            if let Some(secret) = env.get(super::PULL_SECRET_ENV).and_then(Value::as_str).map(str::to_string) {
+            if let Some(secret) =
+                env.get(crate::deploy::istio_api::PULL_SECRET_ENV).and_then(Value::as_str).map(str::to_string)
+            {
                 let content = m.secrets.get(&format!("{}/{secret}", p.namespace)).cloned().unwrap_or_default();
-                env[super::PULL_SECRET_ENV] = json!(String::from_utf8_lossy(&content));
+                env[crate::deploy::istio_api::PULL_SECRET_ENV] = json!(String::from_utf8_lossy(&content));
             }
             self.send(&name, &resource, version, &mut report)?;
             self.sent.insert(name, (p.spec.clone(), version));
@@ -619,10 +622,10 @@ impl Feed {
         };
         let path = rest.split_once('/').map_or(rest, |(_, p)| p);
         let target = format!("oci://{host}/{path}");
-        if !self.pushed.contains(&target) && crate::filters::module(module).is_some() {
-            let wasm = std::fs::read(crate::filters::module_path(module)?)?;
-            let img = crate::oci::image(&wasm, crate::oci::Format::Compat)?;
-            crate::oci::push(&img, &target)?;
+        if !self.pushed.contains(&target) && crate::deploy::filters::module(module).is_some() {
+            let wasm = std::fs::read(crate::deploy::filters::module_path(module)?)?;
+            let img = crate::deploy::oci::image(&wasm, crate::deploy::oci::Format::Compat)?;
+            crate::deploy::oci::push(&img, &target)?;
             self.pushed.insert(target.clone());
         }
         Ok(target)
@@ -689,7 +692,7 @@ impl Drop for Feed {
 /// what the API server took), starts the lab, prints what was sent, and applies edits to the
 /// directory while Envoy runs (polled every second). Returns when Envoy exits.
 pub fn up(opts: IstioOptions) -> anyhow::Result<()> {
-    for e in crate::manifests::check_dir(&opts.dir)?.1 {
+    for e in crate::deploy::manifests::check_dir(&opts.dir)?.1 {
         eprintln!("warning: {e}");
     }
     let dir = opts.dir.clone();

@@ -10,35 +10,26 @@
 //! - `pilot/pkg/networking/core/listener_builder.go` and `pilot/pkg/model/push_context.go`
 //!   (`WasmPluginsByListenerInfo`): placement by phase, then descending priority;
 //! - `pkg/util/protomarshal/protomarshal.go` → `github.com/golang/protobuf/jsonpb/encode.go`: how the
-//!   `pluginConfig` Struct becomes the JSON the filter receives;
+//!   `pluginConfig` Struct becomes the JSON the filter receives (in `deploy::istio_api`, since
+//!   `render --envoyfilter` must encode it the same way);
 //! - `pkg/model/wasm.go`, `pkg/wasm/convert.go`: the VM environment variables istio-agent reads and
 //!   strips, and the RBAC filter it substitutes when a fetch fails.
-
 //!
 //! [`istiod`] turns WasmPlugin manifests into the Envoy resources istiod sends (one ECDS extension
 //! config per plugin, one HTTP filter per plugin in the listener, in phase and priority order);
+//! [`envoyfilter`] mirrors how istiod selects, orders and applies EnvoyFilter patches to the chain it
+//! builds (`pilot/pkg/networking/core/envoyfilter/listener_patch.go`);
 //! [`agent`] applies istio-agent's conversion of each extension config (fetch the module by its rules
 //! and cache, or substitute the RBAC filter); [`lab`] runs a real Envoy fed that way, through files
 //! Envoy watches, so `meshplug up --istio` and the tests see what a sidecar would.
+//!
+//! May use: `deploy` (manifests, OCI pulls, Istio's API names) and `lab` (Envoy, upstreams, daemons).
+//! Never `load`.
 
 pub mod agent;
 pub mod envoyfilter;
 pub mod istiod;
 pub mod lab;
-
-pub use istiod::plugin_config_json;
-
-pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-pub const RBAC_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
-/// istiod names a WasmPlugin's ECDS resource and HTTP filter `<prefix><namespace>.<name>`.
-pub const RESOURCE_PREFIX: &str = "extensions.istio.io/wasmplugin/";
-/// VM environment variables istiod sets and istio-agent reads, then strips (every `ISTIO_META_` key).
-pub const PULL_SECRET_ENV: &str = "ISTIO_META_WASM_IMAGE_PULL_SECRET";
-pub const PULL_POLICY_ENV: &str = "ISTIO_META_WASM_IMAGE_PULL_POLICY";
-pub const RESOURCE_VERSION_ENV: &str = "ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION";
-/// Istio's default root namespace (meshConfig `rootNamespace`): the lab's default, configurable in a
-/// composition (`defaults.rootNamespace`) and in `up --istio` (`--root-namespace`).
-pub const ROOT_NAMESPACE: &str = "istio-system";
 
 /// The stats a sidecar keeps by default: the `stats_matcher` inclusion list of istio-agent's bootstrap
 /// (istio/istio 1.29.6, the same at 1.28.0: `tools/packaging/common/envoy_bootstrap.json` — `reporter=`,

@@ -3,7 +3,7 @@
 //! parser never panics, and a refusal names a JSON pointer into the document it was given.
 
 use crate::{bytes, config};
-use meshplug_harness::filters::{module, FILTERS};
+use meshplug_harness::deploy::filters::{module, FILTERS};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;

@@ -4,7 +4,7 @@
 //!
 //! Every ordinary request belongs to a class with the answer the composition gives it (a valid token →
 //! 200, no token → 403, a damaged token → 401, ...); any other answer is *unintended*. Hostile requests
-//! (`crate::hostile`: bytes outside UTF-8, control bytes, 60 KiB values, 100 repeated headers, chunked
+//! (`crate::load::hostile`: bytes outside UTF-8, control bytes, 60 KiB values, 100 repeated headers, chunked
 //! bodies with trailers) may be refused by Envoy or a filter with any 4xx, or answered 200; a 5xx or a
 //! dropped connection is unintended. A VM restart is a new `wasm.envoy.wasm.runtime.v8.created`, a
 //! `wasm.<plugin>.vm_reload`, or a VM failure in Envoy's log.
@@ -12,11 +12,11 @@
 //! This is a benchmark-like command, not a test: it prints what it saw and says whether the targets
 //! (0 unintended answers, 0 restarts, RSS growth < 5 %) were met.
 
-use crate::client::Req;
-use crate::composition::Composition;
-use crate::filters::workspace_root;
-use crate::hostile::{hostile_request, raw_status, vm_failures, Rng};
-use crate::local::{Lab, LabBuilder};
+use crate::deploy::composition::Composition;
+use crate::deploy::filters::workspace_root;
+use crate::lab::client::Req;
+use crate::lab::local::{Lab, LabBuilder};
+use crate::load::hostile::{hostile_request, raw_status, vm_failures, Rng};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -176,6 +176,20 @@ impl SoakReport {
         self.unintended() == 0 && self.restarts() == 0 && self.rss_growth_percent() < 5.0
     }
 
+    /// What `meshplug soak` prints: how it ran, [`SoakReport::table`], and whether the targets were met.
+    pub fn summary(&self, opts: &SoakOptions) -> String {
+        format!(
+            "\nmeshplug soak --minutes {}{}: Envoy with 2 workers, {} connections, {} hostile per 100\n\n{}\n\
+             \ntargets (0 unintended, 0 VM restarts, RSS growth < 5 %): {}",
+            opts.duration.as_secs_f64() / 60.0,
+            if opts.bundle { " --bundle" } else { "" },
+            opts.connections,
+            opts.hostile_percent,
+            self.table(),
+            if self.met_targets() { "met" } else { "MISSED" }
+        )
+    }
+
     /// The report as Markdown (what BENCHMARKS.md quotes).
     pub fn table(&self) -> String {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
@@ -320,28 +334,7 @@ pub fn run(opts: &SoakOptions) -> anyhow::Result<SoakReport> {
     let stop = Arc::new(AtomicBool::new(false));
     let hostile = Arc::new(Mutex::new(Tally::default()));
     let listener = lab.envoy.listener;
-    let pacers: Vec<_> = (0..HOSTILE_THREADS)
-        .map(|thread| {
-            let (ordinary, stop, hostile) = (ordinary.clone(), stop.clone(), hostile.clone());
-            let (percent, seed) = (opts.hostile_percent, opts.seed ^ (0x5eed + thread));
-            std::thread::spawn(move || {
-                let mut rng = Rng::new(seed);
-                let mut sent = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    if sent * 100 * HOSTILE_THREADS >= ordinary.load(Ordering::Relaxed) * percent {
-                        std::thread::sleep(Duration::from_millis(5));
-                        continue;
-                    }
-                    let status = raw_status(listener, &hostile_request(&mut rng)).unwrap_or(0);
-                    let intended = status == 200 || (400..500).contains(&status);
-                    if let Ok(mut t) = hostile.lock() {
-                        t.add(status, intended);
-                    }
-                    sent += 1;
-                }
-            })
-        })
-        .collect();
+    let pacers = spawn_hostile(opts, listener, &ordinary, &stop, &hostile);
 
     let mut rng = Rng::new(opts.seed);
     let mut flood_user = 0u64;
@@ -391,4 +384,37 @@ pub fn run(opts: &SoakOptions) -> anyhow::Result<SoakReport> {
     report.vm_reloads = reloads_end.saturating_sub(reloads_start);
     report.vm_failure_lines = vm_failures(&lab.envoy.log());
     Ok(report)
+}
+
+/// The hostile senders: [`HOSTILE_THREADS`] threads, each request on a new connection, paced to
+/// `opts.hostile_percent` of the `ordinary` requests sent so far, tallied in `hostile`, until `stop`.
+fn spawn_hostile(
+    opts: &SoakOptions,
+    listener: std::net::SocketAddr,
+    ordinary: &Arc<AtomicU64>,
+    stop: &Arc<AtomicBool>,
+    hostile: &Arc<Mutex<Tally>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..HOSTILE_THREADS)
+        .map(|thread| {
+            let (ordinary, stop, hostile) = (ordinary.clone(), stop.clone(), hostile.clone());
+            let (percent, seed) = (opts.hostile_percent, opts.seed ^ (0x5eed + thread));
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(seed);
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if sent * 100 * HOSTILE_THREADS >= ordinary.load(Ordering::Relaxed) * percent {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    let status = raw_status(listener, &hostile_request(&mut rng)).unwrap_or(0);
+                    let intended = status == 200 || (400..500).contains(&status);
+                    if let Ok(mut t) = hostile.lock() {
+                        t.add(status, intended);
+                    }
+                    sent += 1;
+                }
+            })
+        })
+        .collect()
 }

@@ -100,53 +100,8 @@ impl Setup {
             "name": "envoy.filters.http.router",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
         }));
-        let routes: Vec<Value> = if let Some(raw) = &self.raw_routes {
-            raw.clone()
-        } else if let Some(status) = self.direct_response {
-            vec![
-                json!({ "match": { "prefix": "/" }, "direct_response": { "status": status, "body": { "inline_string": "ok\n" } } }),
-            ]
-        } else if self.routes.is_empty() {
-            let cluster = self.clusters.first().map(|c| c.name.clone()).unwrap_or_default();
-            vec![json!({ "match": { "prefix": "/" }, "route": { "cluster": cluster, "timeout": "60s" } })]
-        } else {
-            self.routes
-                .iter()
-                .map(|r| {
-                    let headers: Vec<Value> =
-                        r.headers.iter().map(|(k, v)| json!({ "name": k, "string_match": { "exact": v } })).collect();
-                    let mut m = json!({ "prefix": r.prefix });
-                    if !headers.is_empty() {
-                        m["headers"] = Value::Array(headers);
-                    }
-                    json!({ "match": m, "route": { "cluster": r.cluster, "timeout": "60s" } })
-                })
-                .collect()
-        };
-        let clusters: Vec<Value> = self
-            .clusters
-            .iter()
-            .map(|c| {
-                let mut cluster = json!({
-                    "name": c.name,
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": c.name,
-                        "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(c.port) } }] }]
-                    }
-                });
-                if c.http2 {
-                    cluster["typed_extension_protocol_options"] = json!({
-                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                            "explicit_http_config": { "http2_protocol_options": {} }
-                        }
-                    });
-                }
-                cluster
-            })
-            .collect();
+        let routes = self.routes_json();
+        let clusters = self.clusters_json();
         json!({
             "admin": { "address": socket(self.admin_port) },
             "static_resources": {
@@ -183,5 +138,60 @@ impl Setup {
                 "clusters": clusters
             }
         })
+    }
+
+    /// The virtual host's routes: raw ones if given, else a direct response, else one route per
+    /// [`RouteSpec`] (or everything to the first cluster).
+    fn routes_json(&self) -> Vec<Value> {
+        if let Some(raw) = &self.raw_routes {
+            raw.clone()
+        } else if let Some(status) = self.direct_response {
+            vec![
+                json!({ "match": { "prefix": "/" }, "direct_response": { "status": status, "body": { "inline_string": "ok\n" } } }),
+            ]
+        } else if self.routes.is_empty() {
+            let cluster = self.clusters.first().map(|c| c.name.clone()).unwrap_or_default();
+            vec![json!({ "match": { "prefix": "/" }, "route": { "cluster": cluster, "timeout": "60s" } })]
+        } else {
+            self.routes
+                .iter()
+                .map(|r| {
+                    let headers: Vec<Value> =
+                        r.headers.iter().map(|(k, v)| json!({ "name": k, "string_match": { "exact": v } })).collect();
+                    let mut m = json!({ "prefix": r.prefix });
+                    if !headers.is_empty() {
+                        m["headers"] = Value::Array(headers);
+                    }
+                    json!({ "match": m, "route": { "cluster": r.cluster, "timeout": "60s" } })
+                })
+                .collect()
+        }
+    }
+
+    /// The static clusters, each one loopback endpoint (HTTP/2 when asked).
+    fn clusters_json(&self) -> Vec<Value> {
+        self.clusters
+            .iter()
+            .map(|c| {
+                let mut cluster = json!({
+                    "name": c.name,
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": c.name,
+                        "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(c.port) } }] }]
+                    }
+                });
+                if c.http2 {
+                    cluster["typed_extension_protocol_options"] = json!({
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": { "http2_protocol_options": {} }
+                        }
+                    });
+                }
+                cluster
+            })
+            .collect()
     }
 }

@@ -193,6 +193,18 @@ pub fn module_path(filter: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The built modules' sizes as a Markdown table (`meshplug bench` prints it under its figures); a module
+/// not built is left out.
+pub fn size_table() -> String {
+    let mut out = String::from("| Module | bytes | KiB |\n| --- | ---: | ---: |\n");
+    for f in FILTERS.iter().chain([&BUNDLE]) {
+        if let Ok(size) = module_path(f.name).and_then(|p| Ok(std::fs::metadata(p)?.len())) {
+            out.push_str(&format!("| {} | {} | {:.0} |\n", f.module_file(), size, size as f64 / 1024.0));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

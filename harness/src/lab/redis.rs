@@ -2,7 +2,7 @@
 //! persistence, in a scratch directory: the rate limit service's counters in tests and in `meshplug up`
 //! for compositions with global rules. Stopped and removed on drop.
 
-use crate::daemon::{Daemon, Spec};
+use crate::lab::daemon::{Daemon, Spec};
 
 pub struct RedisServer {
     daemon: Daemon,

@@ -18,7 +18,8 @@
 //!         pluginConfig: { rules: [ { abort: { httpStatus: 503 } } ] }
 //! ```
 
-use crate::filters;
+use crate::deploy::filters;
+use crate::deploy::istio_api::WAYPOINT_CLASS;
 use meshplug_common::config::{child, ConfigError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -74,7 +75,7 @@ fn default_pull_policy() -> String {
     "IfNotPresent".into()
 }
 fn default_root_namespace() -> String {
-    crate::istio::ROOT_NAMESPACE.into()
+    crate::deploy::istio_api::ROOT_NAMESPACE.into()
 }
 
 impl Default for Defaults {
@@ -233,10 +234,6 @@ pub const TARGET_KINDS: [(&str, &str); 4] = [
     ("gateway.networking.k8s.io", "GatewayClass"),
 ];
 
-/// The GatewayClass of Istio's waypoints (`constants.WaypointGatewayClassName`): the only class a
-/// GatewayClass-targeted WasmPlugin attaches to (pilot/pkg/model/policyattachment.go).
-pub const WAYPOINT_CLASS: &str = "istio-waypoint";
-
 impl TargetRef {
     /// Attaches to a gateway (Istio treats gateway listeners as `CLIENT` traffic).
     pub fn is_gateway(&self) -> bool {
@@ -292,6 +289,19 @@ impl Composition {
         meshplug_common::config::parse_value(&value)
     }
 
+    /// Reads a composition (every workload bundled when `bundle`) and refuses it, with every problem
+    /// listed as `<file>: <pointer>: <reason>`, unless [`Composition::validate`] finds none: what every
+    /// command that runs or renders a composition starts with.
+    pub fn load_valid(path: &Path, bundle: bool) -> anyhow::Result<Self> {
+        let c = Self::load(path)?.bundled(bundle);
+        let errors = c.validate();
+        if errors.is_empty() {
+            return Ok(c);
+        }
+        let lines: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
+        anyhow::bail!("invalid composition:\n{}", lines.join("\n"))
+    }
+
     /// The same composition with every workload deployed as a bundle (`--bundle`).
     pub fn bundled(mut self, bundle: bool) -> Self {
         if bundle {
@@ -320,28 +330,36 @@ impl Composition {
         }
         for (w, workload) in self.workloads.iter().enumerate() {
             let wp = child("/workloads", w);
-            for (f, entry) in workload.filters.iter().enumerate() {
-                let fp = child(&child(&wp, "filters"), f);
-                match filters::lookup(&entry.name) {
-                    None => errors.push(ConfigError::new(
-                        child(&fp, "name"),
-                        format!("unknown filter {:?}; known: {}", entry.name, filters::names()),
-                    )),
-                    Some(kind) => {
-                        let bytes = entry.plugin_config.to_string();
-                        if let Err(e) = (kind.validate)(bytes.as_bytes()) {
-                            errors.push(e.under(&child(&fp, "pluginConfig")));
-                        }
-                    }
-                }
-                if workload.bundle && workload.filters.iter().take(f).any(|o| o.name == entry.name) {
-                    errors.push(ConfigError::new(
-                        child(&fp, "name"),
-                        format!("{} is listed twice; a bundle runs each filter at most once", entry.name),
-                    ));
-                }
+            errors.extend(chain_errors(workload, &wp));
+        }
+        errors.extend(self.defaults_errors());
+        for (w, workload) in self.workloads.iter().enumerate() {
+            let wp = child("/workloads", w);
+            if !dns_label(&workload.name) {
+                errors.push(ConfigError::new(
+                    child(&wp, "name"),
+                    "must be a DNS label (lower-case letters, digits, '-')",
+                ));
+            }
+            if !dns_label(&workload.namespace) {
+                errors.push(ConfigError::new(child(&wp, "namespace"), "must be a DNS label"));
+            }
+            if self.workloads.iter().take(w).any(|o| o.name == workload.name) {
+                errors.push(ConfigError::new(child(&wp, "name"), format!("duplicate workload {:?}", workload.name)));
+            }
+            errors.extend(scope_errors(workload, &wp, &self.defaults.root_namespace));
+            if workload.filters.is_empty() {
+                errors.push(ConfigError::new(child(&wp, "filters"), "a workload needs at least one filter"));
             }
         }
+        errors.extend(self.route_errors());
+        errors
+    }
+
+    /// `defaults`: known modules with a fail strategy Istio knows, digests as `sha256:<hex>`, a pull
+    /// policy Istio knows.
+    fn defaults_errors(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
         const FAIL: [&str; 3] = ["FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"];
         for (name, strategy) in &self.defaults.fail_strategy {
             let p = child("/defaults/failStrategy", name);
@@ -370,25 +388,12 @@ impl Composition {
         if !["IfNotPresent", "Always"].contains(&self.defaults.image_pull_policy.as_str()) {
             errors.push(ConfigError::new("/defaults/imagePullPolicy", "expected IfNotPresent or Always"));
         }
-        for (w, workload) in self.workloads.iter().enumerate() {
-            let wp = child("/workloads", w);
-            if !dns_label(&workload.name) {
-                errors.push(ConfigError::new(
-                    child(&wp, "name"),
-                    "must be a DNS label (lower-case letters, digits, '-')",
-                ));
-            }
-            if !dns_label(&workload.namespace) {
-                errors.push(ConfigError::new(child(&wp, "namespace"), "must be a DNS label"));
-            }
-            if self.workloads.iter().take(w).any(|o| o.name == workload.name) {
-                errors.push(ConfigError::new(child(&wp, "name"), format!("duplicate workload {:?}", workload.name)));
-            }
-            errors.extend(scope_errors(workload, &wp, &self.defaults.root_namespace));
-            if workload.filters.is_empty() {
-                errors.push(ConfigError::new(child(&wp, "filters"), "a workload needs at least one filter"));
-            }
-        }
+        errors
+    }
+
+    /// `local.routes`: each to an upstream the composition names.
+    fn route_errors(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
         let upstreams: Vec<&str> = self.local.upstreams.iter().map(|u| u.name.as_str()).collect();
         for (r, route) in self.local.routes.iter().enumerate() {
             if !upstreams.contains(&route.cluster.as_str()) {
@@ -400,6 +405,34 @@ impl Composition {
         }
         errors
     }
+}
+
+/// A workload's chain: known filters, each pluginConfig through the filter's own parser, a filter at
+/// most once in a bundle.
+fn chain_errors(workload: &Workload, wp: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (f, entry) in workload.filters.iter().enumerate() {
+        let fp = child(&child(wp, "filters"), f);
+        match filters::lookup(&entry.name) {
+            None => errors.push(ConfigError::new(
+                child(&fp, "name"),
+                format!("unknown filter {:?}; known: {}", entry.name, filters::names()),
+            )),
+            Some(kind) => {
+                let bytes = entry.plugin_config.to_string();
+                if let Err(e) = (kind.validate)(bytes.as_bytes()) {
+                    errors.push(e.under(&child(&fp, "pluginConfig")));
+                }
+            }
+        }
+        if workload.bundle && workload.filters.iter().take(f).any(|o| o.name == entry.name) {
+            errors.push(ConfigError::new(
+                child(&fp, "name"),
+                format!("{} is listed twice; a bundle runs each filter at most once", entry.name),
+            ));
+        }
+    }
+    errors
 }
 
 /// Where a workload's plugins attach, checked as Istio would apply them: exactly one of `selector`,
@@ -420,6 +453,16 @@ fn scope_errors(w: &Workload, wp: &str, root_namespace: &str) -> Vec<ConfigError
     } else if scopes > 1 {
         errors.push(ConfigError::new(wp, "exactly one of `selector`, `targetRefs` and `namespaceWide: true`"));
     }
+    errors.extend(selector_errors(w, wp));
+    let (target_errors, kinds) = target_errors(w, wp, root_namespace);
+    errors.extend(target_errors);
+    errors.extend(mode_and_port_errors(w, wp, &kinds));
+    errors
+}
+
+/// A `selector` names at least one label, without wildcards.
+fn selector_errors(w: &Workload, wp: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
     if let Some(sel) = &w.selector {
         if sel.is_empty() {
             errors.push(ConfigError::new(
@@ -436,6 +479,14 @@ fn scope_errors(w: &Workload, wp: &str, root_namespace: &str) -> Vec<ConfigError
             }
         }
     }
+    errors
+}
+
+/// `targetRefs`: kinds Istio accepts, in the workload's namespace, named; GatewayClass only for
+/// waypoints from the root namespace; gateways and services not mixed. Also returns, per target,
+/// whether it is a gateway.
+fn target_errors(w: &Workload, wp: &str, root_namespace: &str) -> (Vec<ConfigError>, Vec<bool>) {
+    let mut errors = Vec::new();
     let mut kinds = Vec::new();
     for (i, r) in w.target_refs.iter().flatten().enumerate() {
         let rp = child(&child(wp, "targetRefs"), i);
@@ -492,6 +543,15 @@ fn scope_errors(w: &Workload, wp: &str, root_namespace: &str) -> Vec<ConfigError
             "gateways and services in one workload: their listeners match different modes; use two workloads",
         ));
     }
+    (errors, kinds)
+}
+
+/// A `mode` that can match the targets' listeners (gateways are CLIENT, waypoints SERVER), an explicit
+/// mode for a bundle of both sides, ports 1–65535 and none for waypoints (they match port 0).
+/// `kinds`: per target, whether it is a gateway.
+fn mode_and_port_errors(w: &Workload, wp: &str, kinds: &[bool]) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let gateway = kinds.iter().any(|g| *g);
     match w.mode.as_deref() {
         None | Some("CLIENT_AND_SERVER") => {}
         Some(m @ ("SERVER" | "CLIENT")) => {

@@ -9,9 +9,9 @@
 //! the later of its preference and the previous filter's phase, so the listed order always holds;
 //! priorities fall along the list.
 
-use crate::composition::{Composition, FilterEntry, Workload};
-use crate::filters::{module, BUNDLE};
-use crate::istio;
+use crate::deploy::composition::{Composition, FilterEntry, Workload};
+use crate::deploy::filters::{module, BUNDLE};
+use crate::deploy::istio_api;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -81,7 +81,10 @@ fn url(c: &Composition, filter: &str) -> String {
 /// the local build as `meshplug package`/`push` would package it (images are deterministic): what
 /// `meshplug render` does unless told `--no-pin`. Returns the modules pinned, with their digests;
 /// refuses when a module is not built (pinning nothing would let replicas run different builds).
-pub fn pin_local_builds(c: &mut Composition, format: crate::oci::Format) -> anyhow::Result<Vec<(String, String)>> {
+pub fn pin_local_builds(
+    c: &mut Composition,
+    format: crate::deploy::oci::Format,
+) -> anyhow::Result<Vec<(String, String)>> {
     if c.defaults.module_dir.is_some() {
         return Ok(vec![]);
     }
@@ -92,11 +95,11 @@ pub fn pin_local_builds(c: &mut Composition, format: crate::oci::Format) -> anyh
         if c.defaults.digests.contains_key(&name) {
             continue;
         }
-        let path = crate::filters::module_path(&name)?;
+        let path = crate::deploy::filters::module_path(&name)?;
         let wasm = std::fs::read(&path).map_err(|e| {
             anyhow::anyhow!("cannot pin {name}: {} ({e}); build the modules first, set defaults.digests.{name}, or render with --no-pin", path.display())
         })?;
-        let digest = crate::oci::image(&wasm, format)?.digest;
+        let digest = crate::deploy::oci::image(&wasm, format)?.digest;
         c.defaults.digests.insert(name.clone(), digest.clone());
         pinned.push((name, digest));
     }
@@ -234,7 +237,7 @@ pub const AFTER_ISTIO_FILTERS: &str = "envoy.filters.http.grpc_stats";
 /// `grpc_web` too). README (manifests/) says what differs from istiod's order and why.
 fn envoy_filter(c: &Composition, w: &Workload, p: &Placed, ef_priority: i64) -> Value {
     let config_name = format!("{}.{}-{}", w.namespace, w.name, p.filter);
-    let name = format!("{}{config_name}", istio::RESOURCE_PREFIX);
+    let name = format!("{}{config_name}", istio_api::RESOURCE_PREFIX);
     let url = url(c, p.filter);
     let mut code = match url.strip_prefix("file://") {
         Some(path) => json!({ "local": { "filename": path } }),
@@ -247,21 +250,21 @@ fn envoy_filter(c: &Composition, w: &Workload, p: &Placed, ef_priority: i64) -> 
         "name": config_name,
         "root_id": p.filter,
         "vm_config": { "runtime": "envoy.wasm.runtime.v8", "code": code },
-        "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": istio::plugin_config_json(p.config) },
+        "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": istio_api::plugin_config_json(p.config) },
         "failure_policy": failure_policy(&p.fail_strategy),
     });
     // The resource version: what makes the agent's `Always` pull again (cache.go getEntry compares it).
-    let version = crate::oci::sha256(config.to_string().as_bytes());
+    let version = crate::deploy::oci::sha256(config.to_string().as_bytes());
     let version = version.trim_start_matches("sha256:").get(..16).unwrap_or_default().to_string();
     let mut env = serde_json::Map::new();
-    env.insert(istio::PULL_POLICY_ENV.into(), json!(c.defaults.image_pull_policy));
-    env.insert(istio::RESOURCE_VERSION_ENV.into(), json!(version));
+    env.insert(istio_api::PULL_POLICY_ENV.into(), json!(c.defaults.image_pull_policy));
+    env.insert(istio_api::RESOURCE_VERSION_ENV.into(), json!(version));
     config["vm_config"]["environment_variables"] = json!({ "key_values": env });
-    let wasm = json!({ "@type": istio::WASM_TYPE_URL, "config": config });
+    let wasm = json!({ "@type": istio_api::WASM_TYPE_URL, "config": config });
     let first = p.phase == "AUTHN";
     let filter = json!({ "name": name, "config_discovery": {
         "config_source": { "ads": {}, "initial_fetch_timeout": "0s" },
-        "type_urls": [istio::WASM_TYPE_URL, istio::RBAC_TYPE_URL] } });
+        "type_urls": [istio_api::WASM_TYPE_URL, istio_api::RBAC_TYPE_URL] } });
     let mut patches = vec![
         json!({ "applyTo": "EXTENSION_CONFIG", "patch": { "operation": "ADD", "value": { "name": name, "typed_config": wasm } } }),
     ];
@@ -304,7 +307,7 @@ pub fn rate_limit_service_resources(w: &Workload) -> anyhow::Result<Vec<(String,
         if entry.name != "rate-limit" {
             continue;
         }
-        let Some(need) = crate::global::service_need(&entry.plugin_config)? else { continue };
+        let Some(need) = crate::deploy::global::service_need(&entry.plugin_config)? else { continue };
         let at = format!("/workloads/{}/filters/{f}/pluginConfig/rateLimitService/cluster", w.name);
         let (port, host) = istio_cluster(&need.cluster).ok_or_else(|| {
             anyhow::anyhow!(
@@ -314,10 +317,10 @@ pub fn rate_limit_service_resources(w: &Workload) -> anyhow::Result<Vec<(String,
             )
         })?;
         let labels = json!({ "app.kubernetes.io/managed-by": "meshplug", "meshplug.dev/workload": w.name });
-        let config = serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?;
+        let config = serde_yaml_ng::to_string(&crate::deploy::global::ratelimit_config(&need))?;
         // Limitador's form only where it says the same; otherwise a mapping saying why, which Limitador
         // refuses to load (it reads a list of limits), rather than limits that enforce less.
-        let limitador = match crate::global::limitador_limits(&need) {
+        let limitador = match crate::deploy::global::limitador_limits(&need) {
             Ok(limits) => serde_yaml_ng::to_string(&limits)?,
             Err(why) => serde_yaml_ng::to_string(&json!({
                 "notExpressibleInLimitador": format!("{why}; use envoyproxy/ratelimit (config.yaml) or meshplug-rls")
@@ -431,7 +434,7 @@ pub fn render(c: &Composition, envoyfilter: bool) -> anyhow::Result<Rendered> {
             .workloads
             .iter()
             .enumerate()
-            .find(|(_, w)| w.target_refs.iter().flatten().any(crate::composition::TargetRef::is_waypoint))
+            .find(|(_, w)| w.target_refs.iter().flatten().any(crate::deploy::composition::TargetRef::is_waypoint))
         {
             anyhow::bail!(
                 "/workloads/{i}/targetRefs: workload {:?} targets a waypoint (Service, ServiceEntry or GatewayClass), \
@@ -476,6 +479,42 @@ pub fn render(c: &Composition, envoyfilter: bool) -> anyhow::Result<Rendered> {
         out.insert(format!("{}/kustomization.yaml", w.name), yaml(&[kustomization])?);
     }
     Ok(out)
+}
+
+/// How `meshplug render` renders a composition.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    /// EnvoyFilter resources instead of WasmPlugins.
+    pub envoyfilter: bool,
+    /// Every workload's chain as one bundle module.
+    pub bundle: bool,
+    /// Pin `sha256` to the local builds' image digests ([`pin_local_builds`]).
+    pub pin: bool,
+    /// The image shape whose digest is pinned.
+    pub format: crate::deploy::oci::Format,
+}
+
+/// What `meshplug render` did.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The modules pinned to the local builds, with their digests.
+    pub pinned: Vec<(String, String)>,
+    /// The files written.
+    pub files: Vec<std::path::PathBuf>,
+}
+
+/// `meshplug render`: loads and checks the composition, pins the local builds unless told not to,
+/// renders and writes the files under `out`.
+pub fn render_composition(
+    composition: &std::path::Path,
+    out: &std::path::Path,
+    opts: RenderOptions,
+) -> anyhow::Result<Written> {
+    let mut c = Composition::load_valid(composition, opts.bundle)?;
+    let pinned = if opts.pin { pin_local_builds(&mut c, opts.format)? } else { vec![] };
+    let rendered = render(&c, opts.envoyfilter)?;
+    write(&rendered, out)?;
+    Ok(Written { pinned, files: rendered.keys().map(|p| out.join(p)).collect() })
 }
 
 /// Writes rendered files under `dir`.

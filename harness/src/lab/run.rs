@@ -2,8 +2,8 @@
 //! ready, read its stats, and stop it (and everything it started) when dropped, even when a test
 //! panics. On failure, Envoy's log is part of the error (and printed when a test panics).
 
-use crate::client::Client;
-use crate::envoy::EnvoyBinary;
+use crate::lab::client::Client;
+use crate::lab::envoy::EnvoyBinary;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -6,10 +6,10 @@
 //! each round and each figure is the median over the rounds. Absolute numbers drift between runs and
 //! machines; compare the ratios within one run.
 
-use crate::bootstrap::{Cluster, Setup, WasmFilter};
-use crate::envoy::EnvoyBinary;
-use crate::filters::module_path;
-use crate::run::{EnvoyOptions, RunningEnvoy};
+use crate::deploy::filters::module_path;
+use crate::lab::bootstrap::{Cluster, Setup, WasmFilter};
+use crate::lab::envoy::EnvoyBinary;
+use crate::lab::run::{EnvoyOptions, RunningEnvoy};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
@@ -129,12 +129,12 @@ pub fn stop_services() {
 /// the same echo upstream, the limit far above the load (every request is counted and allowed); with
 /// the same Envoy and upstream without a filter as the baseline.
 fn global_cases() -> anyhow::Result<Vec<BenchCase>> {
-    let redis = crate::redis::RedisServer::start()?;
+    let redis = crate::lab::redis::RedisServer::start()?;
     let config =
         "domain: bench\ndescriptors:\n  - key: user\n    rate_limit: {unit: second, requests_per_unit: 1000000000}\n";
     let rls =
         meshplug_rls::start(meshplug_rls::parse_config(config)?, &redis.url(), ([127, 0, 0, 1], 0).into(), "bench:")?;
-    let echo = crate::echo::EchoServer::start("echo", 0)?;
+    let echo = crate::lab::echo::EchoServer::start("echo", 0)?;
     let clusters = vec![
         Cluster { name: "echo".into(), port: echo.addr.port(), http2: false },
         Cluster { name: "rls".into(), port: rls.addr.port(), http2: true },
@@ -180,7 +180,7 @@ fn global_cases() -> anyhow::Result<Vec<BenchCase>> {
     // The same call from a module that does nothing else (tests/fixtures/noop): Envoy's Wasm gRPC path
     // alone, once with the cluster named as text and once with the GrpcService rate-limit sends.
     let bare_call =
-        |op: &str| WasmFilter::new("noop", crate::filters::module_dir().join("noop.wasm"), json!({ "op": op }));
+        |op: &str| WasmFilter::new("noop", crate::deploy::filters::module_dir().join("noop.wasm"), json!({ "op": op }));
     let load = Load::Header("x-user".into(), "bench-user".into());
     const UPSTREAM: &str = "Envoy → echo upstream, no filter";
     const NATIVE: &str = "native ratelimit → meshplug-rls";
@@ -213,7 +213,7 @@ const NOOP: &str = "no-op Wasm filter (floor)";
 
 /// The Wasm floor: a module whose HTTP context does nothing (tests/fixtures/noop).
 fn noop_case() -> BenchCase {
-    let noop = WasmFilter::new("noop", crate::filters::module_dir().join("noop.wasm"), json!({}));
+    let noop = WasmFilter::new("noop", crate::deploy::filters::module_dir().join("noop.wasm"), json!({}));
     BenchCase {
         name: NOOP.into(),
         baseline: Some(BARE.into()),
@@ -472,7 +472,7 @@ fn hostcall_cases() -> Vec<BenchCase> {
         "time",
         "response_header",
     ];
-    let module = crate::filters::module_dir().join("noop.wasm");
+    let module = crate::deploy::filters::module_dir().join("noop.wasm");
     let repeated = |op: &str, times: usize| {
         let noop = WasmFilter::new("noop", module.clone(), json!({ "op": op, "times": times }));
         case(&format!("no-op module + {times} × {op}"), NOOP, setup_with(vec![noop], vec![]), Load::Plain)
@@ -500,8 +500,12 @@ fn step_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
     for n in 1..=configs.len() {
         let chain = configs.iter().take(n);
         let names: Vec<&str> = chain.clone().map(|(name, _)| *name).collect();
-        let config = crate::filters::bundle_config(chain.map(|(name, config)| (*name, config)));
-        let bundle = WasmFilter::new(crate::filters::BUNDLE.name, module_path(crate::filters::BUNDLE.name)?, config);
+        let config = crate::deploy::filters::bundle_config(chain.map(|(name, config)| (*name, config)));
+        let bundle = WasmFilter::new(
+            crate::deploy::filters::BUNDLE.name,
+            module_path(crate::deploy::filters::BUNDLE.name)?,
+            config,
+        );
         let name = format!("bundle: {}", names.join(" → "));
         cases.push(case(
             &name,
@@ -523,8 +527,12 @@ fn chain_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
         .iter()
         .map(|(name, config)| Ok(WasmFilter::new(name, module_path(name)?, config.clone())))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let bundle_config = crate::filters::bundle_config(configs.iter().map(|(name, config)| (*name, config)));
-    let bundle = WasmFilter::new(crate::filters::BUNDLE.name, module_path(crate::filters::BUNDLE.name)?, bundle_config);
+    let bundle_config = crate::deploy::filters::bundle_config(configs.iter().map(|(name, config)| (*name, config)));
+    let bundle = WasmFilter::new(
+        crate::deploy::filters::BUNDLE.name,
+        module_path(crate::deploy::filters::BUNDLE.name)?,
+        bundle_config,
+    );
     let mut native = native_jwt(&tokens.keys);
     native.push(native_local_ratelimit());
     native.push(native_fault());
@@ -631,6 +639,26 @@ pub fn run(cases: &[BenchCase], opts: &BenchOptions) -> anyhow::Result<Vec<Bench
         result.rss_bytes = envoy.rss_bytes();
     }
     Ok(results)
+}
+
+/// `meshplug bench SUITE`: runs the suite (stopping the services it started, also when it fails) and
+/// returns the report: how it was run, the figures side by side, the modules' sizes.
+pub fn report(suite_name: &str, opts: &BenchOptions) -> anyhow::Result<String> {
+    let cases = suite(suite_name)?;
+    let results = run(&cases, opts);
+    stop_services();
+    let results = results?;
+    Ok(format!(
+        "\nmeshplug bench {suite_name}: Envoy {} ({}), --concurrency 1 pinned to CPU 0; wrk -t1 -c{} -d{}s \
+         pinned to CPU 1; direct_response route; median of {} interleaved rounds\n\n{}\n{}",
+        opts.envoy.path.display(),
+        opts.envoy.source,
+        opts.connections,
+        opts.duration.as_secs(),
+        opts.rounds,
+        table(&results),
+        crate::deploy::filters::size_table()
+    ))
 }
 
 /// The results as a Markdown table: req/s, µs per request, µs added over bare Envoy, ratios.

@@ -26,7 +26,7 @@ pub use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -273,6 +273,41 @@ pub fn push(img: &Image, target: &str) -> anyhow::Result<String> {
     push_blobs_and_manifest(target, &blobs, &img.manifest_bytes, &img.manifest_media_type)
 }
 
+/// A built module (a filter, or `meshplug` for the bundle) as an image: its file and the image.
+pub fn module_image(module: &str, format: Format) -> anyhow::Result<(PathBuf, Image)> {
+    let path = crate::deploy::filters::module_path(module)?;
+    let wasm = std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    Ok((path, image(&wasm, format)?))
+}
+
+/// `meshplug package`: writes a built module's image as an OCI layout directory (default:
+/// `<target>/oci/<module>`) tagged `tag`; returns the module's file, the image digest and the directory.
+pub fn package(
+    module: &str,
+    format: Format,
+    tag: &str,
+    out: Option<&Path>,
+) -> anyhow::Result<(PathBuf, String, PathBuf)> {
+    let (path, img) = module_image(module, format)?;
+    let dir =
+        out.map_or_else(|| crate::deploy::filters::module_dir().join("../../oci").join(module), Path::to_path_buf);
+    write_layout(&img, &dir, tag)?;
+    Ok((path, img.digest, dir))
+}
+
+/// `meshplug push`: pushes a built module's image to `target` and checks that the registry stored the
+/// manifest that was packaged (the digest `render` pins); returns that digest.
+pub fn push_module(module: &str, target: &str, format: Format) -> anyhow::Result<String> {
+    let (_, img) = module_image(module, format)?;
+    let digest = push(&img, target)?;
+    anyhow::ensure!(
+        digest == img.digest,
+        "the registry stored manifest {digest}, not the one packaged ({})",
+        img.digest
+    );
+    Ok(digest)
+}
+
 /// Pushes manifest bytes as they are (e.g. an image index, whose images are pushed already) under
 /// `target`'s tag or digest; returns the digest the registry answers for it.
 pub fn push_manifest_raw(target: &str, bytes: &[u8], media_type: &str) -> anyhow::Result<String> {
@@ -414,25 +449,7 @@ fn pull_from(
 ) -> Result<(String, Vec<u8>), Refusal> {
     let rt = runtime().map_err(|e| Refusal::Manifest(e.to_string()))?;
     rt.block_on(async {
-        let accept = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST];
-        let (mut bytes, _) =
-            c.pull_manifest_raw(r, a, &accept).await.map_err(|e| Refusal::Manifest(error_chain(&e)))?;
-        let served: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| Refusal::Manifest(format!("not a manifest: {e}")))?;
-        if served["mediaType"] == OCI_INDEX
-            || served["mediaType"] == DOCKER_MANIFEST_LIST
-            || served.get("manifests").is_some()
-        {
-            let child = linux_amd64(&served).map_err(|e| Refusal::Binary(format!("could not fetch image: {e}")))?;
-            let by_digest: Reference = format!("{}/{}@{child}", r.registry(), r.repository())
-                .parse()
-                .map_err(|e| Refusal::Manifest(format!("{e}")))?;
-            bytes = c
-                .pull_manifest_raw(&by_digest, a, &[OCI_MANIFEST, DOCKER_MANIFEST])
-                .await
-                .map_err(|e| Refusal::Manifest(e.to_string()))?
-                .0;
-        }
+        let bytes = platform_manifest(c, r, a).await?;
         // go-containerregistry's img.Digest(): the sha256 of the (platform's) manifest as served.
         let actual = sha256(&bytes).trim_start_matches("sha256:").to_string();
         if let Some(expected) = expected_sha256 {
@@ -440,57 +457,89 @@ fn pull_from(
                 return Err(Refusal::Checksum { url: url.into(), actual, expected: expected.into() });
             }
         }
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| Refusal::Manifest(format!("not a manifest: {e}")))?;
-        let layers: Vec<OciDescriptor> = serde_json::from_value(manifest["layers"].clone())
-            .map_err(|e| Refusal::Binary(format!("could not fetch layers: {e}")))?;
-        let fetch = |d: OciDescriptor| {
-            let (c, r) = (c, r);
-            async move {
-                let mut out = Vec::new();
-                c.pull_blob(r, &d, &mut out)
-                    .await
-                    .map_err(|e| Refusal::Binary(format!("could not get layer content: {e}")))?;
-                Ok::<Vec<u8>, Refusal>(out)
-            }
-        };
-        let wasm = if manifest["mediaType"] == DOCKER_MANIFEST {
-            let last = last_layer(&layers, DOCKER_LAYER_TAR_GZIP).map_err(|e| {
-                Refusal::Binary(format!("could not extract Wasm file from the image as Docker container {e}"))
-            })?;
-            plugin_from_tar_gz(&fetch(last).await?).map_err(|e| {
-                Refusal::Binary(format!(
-                    "could not extract Wasm file from the image as Docker container could not extract wasm binary: {e}"
-                ))
-            })?
-        } else {
-            // The compat variant first; then the artifact ("oci") variant; both reasons when neither.
-            let compat = match last_layer(&layers, OCI_LAYER_TAR_GZIP) {
-                Ok(last) => {
-                    plugin_from_tar_gz(&fetch(last).await?).map_err(|e| format!("could not extract wasm binary: {e}"))
-                }
-                Err(e) => Err(e),
-            };
-            match compat {
-                Ok(wasm) => wasm,
-                Err(compat_error) => match artifact_layer(&layers) {
-                    Ok(layer) => fetch(layer).await?,
-                    Err(oci_error) => {
-                        return Err(Refusal::Binary(format!(
-                            "the given image is in invalid format as an OCI image: 2 errors occurred:\n\
-                             \t* could not parse as compat variant: {compat_error}\n\
-                             \t* could not parse as oci variant: {oci_error}"
-                        )))
-                    }
-                },
-            }
-        };
+        let wasm = wasm_of(c, r, &bytes).await?;
         // cache.go isValidWasmBinary: at least 8 bytes, starting with the magic number.
         if wasm.len() < 8 || !wasm.starts_with(b"\0asm") {
             return Err(Refusal::NotWasm(url.into()));
         }
         Ok((actual, wasm))
     })
+}
+
+/// The image manifest's bytes as served: the tag's manifest, or for an image index its `linux/amd64`
+/// child's.
+async fn platform_manifest(c: &Client, r: &Reference, a: &RegistryAuth) -> Result<Vec<u8>, Refusal> {
+    let accept = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST];
+    let (mut bytes, _) = c.pull_manifest_raw(r, a, &accept).await.map_err(|e| Refusal::Manifest(error_chain(&e)))?;
+    let served: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| Refusal::Manifest(format!("not a manifest: {e}")))?;
+    if served["mediaType"] == OCI_INDEX
+        || served["mediaType"] == DOCKER_MANIFEST_LIST
+        || served.get("manifests").is_some()
+    {
+        let child = linux_amd64(&served).map_err(|e| Refusal::Binary(format!("could not fetch image: {e}")))?;
+        let by_digest: Reference = format!("{}/{}@{child}", r.registry(), r.repository())
+            .parse()
+            .map_err(|e| Refusal::Manifest(format!("{e}")))?;
+        bytes = c
+            .pull_manifest_raw(&by_digest, a, &[OCI_MANIFEST, DOCKER_MANIFEST])
+            .await
+            .map_err(|e| Refusal::Manifest(e.to_string()))?
+            .0;
+    }
+    Ok(bytes.to_vec())
+}
+
+/// The Wasm module in the image whose manifest is `bytes`, found by istio-agent's rules
+/// (imagefetcher.go): the Docker image's last tar+gzip layer, else the OCI compat variant's, else the
+/// artifact variant's Wasm layer, each refusal worded as the agent words it.
+async fn wasm_of(c: &Client, r: &Reference, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Refusal::Manifest(format!("not a manifest: {e}")))?;
+    let layers: Vec<OciDescriptor> = serde_json::from_value(manifest["layers"].clone())
+        .map_err(|e| Refusal::Binary(format!("could not fetch layers: {e}")))?;
+    let fetch = |d: OciDescriptor| {
+        let (c, r) = (c, r);
+        async move {
+            let mut out = Vec::new();
+            c.pull_blob(r, &d, &mut out)
+                .await
+                .map_err(|e| Refusal::Binary(format!("could not get layer content: {e}")))?;
+            Ok::<Vec<u8>, Refusal>(out)
+        }
+    };
+    let wasm = if manifest["mediaType"] == DOCKER_MANIFEST {
+        let last = last_layer(&layers, DOCKER_LAYER_TAR_GZIP).map_err(|e| {
+            Refusal::Binary(format!("could not extract Wasm file from the image as Docker container {e}"))
+        })?;
+        plugin_from_tar_gz(&fetch(last).await?).map_err(|e| {
+            Refusal::Binary(format!(
+                "could not extract Wasm file from the image as Docker container could not extract wasm binary: {e}"
+            ))
+        })?
+    } else {
+        // The compat variant first; then the artifact ("oci") variant; both reasons when neither.
+        let compat = match last_layer(&layers, OCI_LAYER_TAR_GZIP) {
+            Ok(last) => {
+                plugin_from_tar_gz(&fetch(last).await?).map_err(|e| format!("could not extract wasm binary: {e}"))
+            }
+            Err(e) => Err(e),
+        };
+        match compat {
+            Ok(wasm) => wasm,
+            Err(compat_error) => match artifact_layer(&layers) {
+                Ok(layer) => fetch(layer).await?,
+                Err(oci_error) => {
+                    return Err(Refusal::Binary(format!(
+                        "the given image is in invalid format as an OCI image: 2 errors occurred:\n\
+                         \t* could not parse as compat variant: {compat_error}\n\
+                         \t* could not parse as oci variant: {oci_error}"
+                    )))
+                }
+            },
+        }
+    };
+    Ok(wasm)
 }
 
 /// The digest of an index's `linux/amd64` manifest: go-containerregistry's default platform, which a

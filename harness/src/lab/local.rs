@@ -1,12 +1,12 @@
 //! A local lab: echo upstreams plus a real Envoy running a chain of meshplug filters in front of them.
 //! Used by `meshplug up` and by the end-to-end tests; dropping it stops Envoy, then the upstreams.
 
-use crate::bootstrap::{Cluster, RouteSpec, Setup, WasmFilter};
-use crate::composition::{Composition, Upstream};
-use crate::echo::EchoServer;
-use crate::envoy::{find_envoy, EnvoyBinary};
-use crate::filters::{lookup, module, module_path, workspace_root, BUNDLE};
-use crate::run::{EnvoyOptions, RunningEnvoy};
+use crate::deploy::composition::{Composition, Upstream};
+use crate::deploy::filters::{lookup, module, module_path, workspace_root, BUNDLE};
+use crate::lab::bootstrap::{Cluster, RouteSpec, Setup, WasmFilter};
+use crate::lab::echo::EchoServer;
+use crate::lab::envoy::{find_envoy, EnvoyBinary};
+use crate::lab::run::{EnvoyOptions, RunningEnvoy};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ pub struct Lab {
     /// The bootstrap Envoy was started with.
     pub config: Value,
     /// The rate limit service (meshplug-rls on a local Redis) a chain with global rules gets.
-    pub rate_limit_service: Option<(meshplug_rls::Running, crate::redis::RedisServer)>,
+    pub rate_limit_service: Option<(meshplug_rls::Running, crate::lab::redis::RedisServer)>,
 }
 
 /// What to run.
@@ -97,7 +97,8 @@ impl LabBuilder {
         }
         let mut modules: Vec<(String, Value)> = fixtures.into_iter().cloned().collect();
         if !chain.is_empty() {
-            let config = crate::filters::bundle_config(chain.iter().map(|(name, config)| (name.as_str(), config)));
+            let config =
+                crate::deploy::filters::bundle_config(chain.iter().map(|(name, config)| (name.as_str(), config)));
             modules.push((BUNDLE.name.to_string(), config));
         }
         Ok(modules)
@@ -172,7 +173,8 @@ impl LabBuilder {
                     }
                     // Test fixtures (e.g. `publish-claims`) are modules of the build that are not filters.
                     None => module_path(name).or_else(|e| {
-                        let fixture = crate::filters::module_dir().join(format!("{}.wasm", name.replace('-', "_")));
+                        let fixture =
+                            crate::deploy::filters::module_dir().join(format!("{}.wasm", name.replace('-', "_")));
                         if fixture.is_file() {
                             Ok(fixture)
                         } else {
@@ -220,7 +222,7 @@ impl LabBuilder {
             if name != "rate-limit" {
                 continue;
             }
-            if let Ok(Some(need)) = crate::global::service_need(config) {
+            if let Ok(Some(need)) = crate::deploy::global::service_need(config) {
                 if !builder.extra_clusters.iter().any(|(c, _, _)| *c == need.cluster) {
                     builder.extra_clusters.push((need.cluster, STATIC_RATE_LIMIT_SERVICE_PORT, true));
                 }
@@ -240,13 +242,14 @@ impl LabBuilder {
                 continue;
             }
             // An invalid config is Envoy's to refuse (the filter logs the field): no service for it.
-            let Ok(Some(need)) = crate::global::service_need(config) else { continue };
+            let Ok(Some(need)) = crate::deploy::global::service_need(config) else { continue };
             if self.extra_clusters.iter().any(|(c, _, _)| *c == need.cluster) {
                 continue;
             }
-            let redis = crate::redis::RedisServer::start()?;
-            let domains =
-                meshplug_rls::parse_config(&serde_yaml_ng::to_string(&crate::global::ratelimit_config(&need))?)?;
+            let redis = crate::lab::redis::RedisServer::start()?;
+            let domains = meshplug_rls::parse_config(&serde_yaml_ng::to_string(
+                &crate::deploy::global::ratelimit_config(&need),
+            )?)?;
             let rls = meshplug_rls::start(
                 domains,
                 &redis.url(),
@@ -287,4 +290,56 @@ impl Lab {
     pub fn builder() -> LabBuilder {
         LabBuilder::default()
     }
+}
+
+/// The header `meshplug render-envoy` puts above a rendered bootstrap.
+pub const RENDERED_HEADER: &str =
+    "# Rendered by `meshplug render-envoy` from the composition next to it; do not edit by hand.\n";
+
+/// `meshplug render-envoy`: the bootstrap `meshplug up` would run for a workload, as YAML with
+/// [`RENDERED_HEADER`], every upstream on `upstream_port`, module paths relative to `module_dir` if given.
+pub fn render_envoy(
+    c: &Composition,
+    workload: Option<&str>,
+    upstream_port: u16,
+    module_dir: Option<&Path>,
+) -> anyhow::Result<String> {
+    let config = LabBuilder::from_composition(c, workload)?.render_static(upstream_port, module_dir)?;
+    Ok(format!("{RENDERED_HEADER}{}", serde_yaml_ng::to_string(&config)?))
+}
+
+/// `meshplug up COMPOSITION`: runs a workload's chain in front of its echo upstreams, says on stdout
+/// where everything listens and what to try, and returns when Envoy exits (Ctrl-C).
+pub fn up(c: &Composition, workload: Option<&str>, envoy: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut builder = LabBuilder::from_composition(c, workload)?;
+    builder.envoy = envoy;
+    let w = c.workload(workload)?;
+    let mut lab = builder.start()?;
+    println!("Envoy {} (found via {})", lab.binary.path.display(), lab.binary.source);
+    if let Some((rls, redis)) = &lab.rate_limit_service {
+        println!("rate limit service: meshplug-rls on {} (Redis {}), for the global rules", rls.addr, redis.url());
+    }
+    println!(
+        "workload {:?}: {}{}",
+        w.name,
+        w.filters.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(" → "),
+        if w.bundle { " (one bundle module, meshplug.wasm)" } else { "" }
+    );
+    for u in &lab.upstreams {
+        println!("echo upstream {:?} on {}", u.name, u.addr);
+    }
+    println!("listening on {}   admin on http://{}", lab.envoy.url(), lab.envoy.admin);
+    println!("\ntry:");
+    if w.filters.iter().any(|f| f.name == "jwt-authz") {
+        println!(
+            "  T=$(cargo run -q -p meshplug-harness -- demo-token --sub alice)   # signed by the examples' demo key"
+        );
+        println!("  curl -si {}/hello -H \"authorization: Bearer $T\"", lab.envoy.url());
+    }
+    println!("  curl -si {}/hello", lab.envoy.url());
+    println!("  curl -s http://{}/stats | grep meshplug", lab.envoy.admin);
+    println!("\nCtrl-C stops Envoy and the upstreams.");
+    let status = lab.envoy.wait()?;
+    eprintln!("Envoy exited: {status}");
+    Ok(())
 }

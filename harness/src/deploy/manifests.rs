@@ -9,10 +9,10 @@
 use serde_json::Value;
 use std::path::Path;
 
-const WASMPLUGIN_SCHEMA: &str = include_str!("../schemas/wasmplugin.json");
-const ENVOYFILTER_SCHEMA: &str = include_str!("../schemas/envoyfilter.json");
-const SERVICEENTRY_SCHEMA: &str = include_str!("../schemas/serviceentry.json");
-const DESTINATIONRULE_SCHEMA: &str = include_str!("../schemas/destinationrule.json");
+const WASMPLUGIN_SCHEMA: &str = include_str!("../../schemas/wasmplugin.json");
+const ENVOYFILTER_SCHEMA: &str = include_str!("../../schemas/envoyfilter.json");
+const SERVICEENTRY_SCHEMA: &str = include_str!("../../schemas/serviceentry.json");
+const DESTINATIONRULE_SCHEMA: &str = include_str!("../../schemas/destinationrule.json");
 
 /// One problem in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,109 +74,136 @@ pub fn check_document(file: &str, doc: &Value) -> Vec<ManifestError> {
         errors.push(err(&pointer, reason));
     }
     let spec = &doc["spec"];
-    if kind == "WasmPlugin" {
-        let scopes = ["selector", "targetRef", "targetRefs"].iter().filter(|k| spec.get(**k).is_some()).count();
-        if scopes > 1 {
-            errors.push(err("/spec", "at most one of `selector` and `targetRefs`".into()));
-        }
-        let wide = doc
-            .pointer(&format!("/metadata/annotations/{}", crate::render::NAMESPACE_WIDE.replace('/', "~1")))
-            .and_then(Value::as_str)
-            == Some("true");
-        if scopes == 0 && !wide {
-            errors.push(err(
-                "/spec",
-                format!(
-                    "neither `selector` nor `targetRefs`: Istio applies this plugin to every workload of the \
-                     namespace; if that is meant, annotate it `{}: \"true\"`",
-                    crate::render::NAMESPACE_WIDE
-                ),
+    let specific = match kind {
+        "WasmPlugin" => [attachment_errors(doc), module_errors(spec)].concat(),
+        "EnvoyFilter" => envoyfilter_errors(spec),
+        _ => vec![],
+    };
+    errors.extend(specific.into_iter().map(|(pointer, reason)| err(&pointer, reason)));
+    errors
+}
+
+/// Where a WasmPlugin attaches: one of `selector`/`targetRefs` (or a namespace-wide annotation), a
+/// `match`, target kinds Istio accepts, the waypoint rules. As (JSON pointer, reason).
+fn attachment_errors(doc: &Value) -> Vec<(String, String)> {
+    let spec = &doc["spec"];
+    let mut errors = Vec::new();
+    let scopes = ["selector", "targetRef", "targetRefs"].iter().filter(|k| spec.get(**k).is_some()).count();
+    if scopes > 1 {
+        errors.push(issue("/spec", "at most one of `selector` and `targetRefs`".into()));
+    }
+    let wide = doc
+        .pointer(&format!("/metadata/annotations/{}", crate::deploy::render::NAMESPACE_WIDE.replace('/', "~1")))
+        .and_then(Value::as_str)
+        == Some("true");
+    if scopes == 0 && !wide {
+        errors.push(issue(
+            "/spec",
+            format!(
+                "neither `selector` nor `targetRefs`: Istio applies this plugin to every workload of the \
+                 namespace; if that is meant, annotate it `{}: \"true\"`",
+                crate::deploy::render::NAMESPACE_WIDE
+            ),
+        ));
+    }
+    if spec.get("match").and_then(Value::as_array).is_none_or(|m| m.is_empty()) {
+        errors.push(issue(
+            "/spec/match",
+            "no `match`: Istio attaches the plugin to every listener, inbound, outbound and gateway; \
+             say `match: [{mode: SERVER}]` (or CLIENT) for the traffic it is meant for"
+                .into(),
+        ));
+    }
+    // `targetRefs`, or the singular `targetRef` istiod still reads (policyattachment.go GetTargetRefs).
+    let refs: Vec<(String, &Value)> = match (spec.get("targetRefs").and_then(Value::as_array), spec.get("targetRef")) {
+        (Some(refs), _) => refs.iter().enumerate().map(|(i, r)| (format!("/spec/targetRefs/{i}"), r)).collect(),
+        (None, Some(one)) => vec![("/spec/targetRef".to_string(), one)],
+        (None, None) => Vec::new(),
+    };
+    for (at, r) in refs {
+        let group = r["group"].as_str().unwrap_or("");
+        let rkind = r["kind"].as_str().unwrap_or("");
+        if !crate::deploy::composition::TARGET_KINDS.contains(&(group, rkind)) {
+            errors.push(issue(
+                &at,
+                format!("Istio cannot attach a WasmPlugin to {group}/{rkind} (pkg/config/validation/validation.go allowedTargetRefs)"),
             ));
         }
-        if spec.get("match").and_then(Value::as_array).is_none_or(|m| m.is_empty()) {
-            errors.push(err(
-                "/spec/match",
-                "no `match`: Istio attaches the plugin to every listener, inbound, outbound and gateway; \
-                 say `match: [{mode: SERVER}]` (or CLIENT) for the traffic it is meant for"
-                    .into(),
-            ));
+    }
+    errors.extend(waypoint_errors(doc));
+    errors
+}
+
+/// What a WasmPlugin loads: the URL's scheme, the `sha256`'s form, a known module and a pluginConfig
+/// its own parser accepts. As (JSON pointer, reason).
+fn module_errors(spec: &Value) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    let url = spec["url"].as_str().unwrap_or("");
+    if !["oci://", "file://", "http://", "https://"].iter().any(|s| url.starts_with(s)) {
+        errors.push(issue("/spec/url", format!("{url:?}: the scheme must be oci://, file://, http:// or https://")));
+    }
+    if let Some(sha) = spec.get("sha256") {
+        let ok = sha
+            .as_str()
+            .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        if !ok {
+            errors.push(issue("/spec/sha256", "expected 64 lower-case hex digits".into()));
         }
-        // `targetRefs`, or the singular `targetRef` istiod still reads (policyattachment.go GetTargetRefs).
-        let refs: Vec<(String, &Value)> =
-            match (spec.get("targetRefs").and_then(Value::as_array), spec.get("targetRef")) {
-                (Some(refs), _) => refs.iter().enumerate().map(|(i, r)| (format!("/spec/targetRefs/{i}"), r)).collect(),
-                (None, Some(one)) => vec![("/spec/targetRef".to_string(), one)],
-                (None, None) => Vec::new(),
-            };
-        for (at, r) in refs {
-            let group = r["group"].as_str().unwrap_or("");
-            let rkind = r["kind"].as_str().unwrap_or("");
-            if !crate::composition::TARGET_KINDS.contains(&(group, rkind)) {
-                errors.push(err(
-                    &at,
-                    format!("Istio cannot attach a WasmPlugin to {group}/{rkind} (pkg/config/validation/validation.go allowedTargetRefs)"),
-                ));
-            }
-        }
-        errors.extend(waypoint_errors(doc).into_iter().map(|(p, r)| err(&p, r)));
-        let url = spec["url"].as_str().unwrap_or("");
-        if !["oci://", "file://", "http://", "https://"].iter().any(|s| url.starts_with(s)) {
-            errors.push(err("/spec/url", format!("{url:?}: the scheme must be oci://, file://, http:// or https://")));
-        }
-        if let Some(sha) = spec.get("sha256") {
-            let ok = sha
-                .as_str()
-                .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-            if !ok {
-                errors.push(err("/spec/sha256", "expected 64 lower-case hex digits".into()));
-            }
-        }
-        let name = spec["pluginName"].as_str().unwrap_or("");
-        match crate::filters::module(name) {
-            None => errors.push(err(
-                "/spec/pluginName",
-                format!("unknown meshplug module {name:?}; known: {}", crate::filters::module_names()),
-            )),
-            Some(k) => {
-                let config = spec.get("pluginConfig").cloned().unwrap_or(Value::Object(Default::default()));
-                if let Err(e) = (k.validate)(config.to_string().as_bytes()) {
-                    errors.push(err(&format!("/spec/pluginConfig{}", e.pointer), e.reason));
-                }
+    }
+    let name = spec["pluginName"].as_str().unwrap_or("");
+    match crate::deploy::filters::module(name) {
+        None => errors.push(issue(
+            "/spec/pluginName",
+            format!("unknown meshplug module {name:?}; known: {}", crate::deploy::filters::module_names()),
+        )),
+        Some(k) => {
+            let config = spec.get("pluginConfig").cloned().unwrap_or(Value::Object(Default::default()));
+            if let Err(e) = (k.validate)(config.to_string().as_bytes()) {
+                errors.push(issue(&format!("/spec/pluginConfig{}", e.pointer), e.reason));
             }
         }
     }
-    if kind == "EnvoyFilter" {
-        if let Some(patches) = spec["configPatches"].as_array() {
-            for (i, p) in patches.iter().enumerate() {
-                if let Some(urls) = p.pointer("/patch/value/config_discovery/type_urls").and_then(Value::as_array) {
-                    if !urls.iter().any(|u| u.as_str() == Some(crate::istio::RBAC_TYPE_URL)) {
-                        errors.push(err(
-                            &format!("/spec/configPatches/{i}/patch/value/config_discovery/type_urls"),
-                            format!(
-                                "lacks {}: when istio-agent cannot fetch the module it sends an RBAC filter in its \
-                                 place, which Envoy then rejects, leaving the filter without config (every request 500)",
-                                crate::istio::RBAC_TYPE_URL
-                            ),
-                        ));
-                    }
+    errors
+}
+
+/// An EnvoyFilter's Wasm patches: the RBAC type URL istio-agent's stand-in needs, and each filter's
+/// configuration through its own parser. As (JSON pointer, reason).
+fn envoyfilter_errors(spec: &Value) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    if let Some(patches) = spec["configPatches"].as_array() {
+        for (i, p) in patches.iter().enumerate() {
+            if let Some(urls) = p.pointer("/patch/value/config_discovery/type_urls").and_then(Value::as_array) {
+                if !urls.iter().any(|u| u.as_str() == Some(crate::deploy::istio_api::RBAC_TYPE_URL)) {
+                    errors.push(issue(
+                        &format!("/spec/configPatches/{i}/patch/value/config_discovery/type_urls"),
+                        format!(
+                            "lacks {}: when istio-agent cannot fetch the module it sends an RBAC filter in its \
+                             place, which Envoy then rejects, leaving the filter without config (every request 500)",
+                            crate::deploy::istio_api::RBAC_TYPE_URL
+                        ),
+                    ));
                 }
-                let cfg = &p["patch"]["value"]["typed_config"]["config"];
-                let (Some(name), Some(value)) = (cfg["root_id"].as_str(), cfg["configuration"]["value"].as_str())
-                else {
-                    continue;
-                };
-                if let Some(k) = crate::filters::module(name) {
-                    if let Err(e) = (k.validate)(value.as_bytes()) {
-                        errors.push(err(
-                            &format!("/spec/configPatches/{i}/patch/value/typed_config/config/configuration/value"),
-                            format!("{}: {}", e.pointer, e.reason),
-                        ));
-                    }
+            }
+            let cfg = &p["patch"]["value"]["typed_config"]["config"];
+            let (Some(name), Some(value)) = (cfg["root_id"].as_str(), cfg["configuration"]["value"].as_str()) else {
+                continue;
+            };
+            if let Some(k) = crate::deploy::filters::module(name) {
+                if let Err(e) = (k.validate)(value.as_bytes()) {
+                    errors.push(issue(
+                        &format!("/spec/configPatches/{i}/patch/value/typed_config/config/configuration/value"),
+                        format!("{}: {}", e.pointer, e.reason),
+                    ));
                 }
             }
         }
     }
     errors
+}
+
+/// One (JSON pointer, reason) of a document's problems.
+fn issue(pointer: &str, reason: String) -> (String, String) {
+    (pointer.to_string(), reason)
 }
 
 /// Every `.yaml`/`.yml` file under `dir` (recursively), sorted.
@@ -248,22 +275,22 @@ fn waypoint_errors(doc: &Value) -> Vec<(String, String)> {
             continue;
         }
         let p = if at.ends_with('s') { format!("{at}/{i}") } else { at.to_string() };
-        if r["name"] != crate::composition::WAYPOINT_CLASS {
+        if r["name"] != crate::deploy::istio_api::WAYPOINT_CLASS {
             errors.push((
                 format!("{p}/name"),
                 format!(
                     "Istio attaches a GatewayClass target only for `{}` (policyattachment.go); this one never applies",
-                    crate::composition::WAYPOINT_CLASS
+                    crate::deploy::istio_api::WAYPOINT_CLASS
                 ),
             ));
         }
-        if doc["metadata"]["namespace"].as_str().unwrap_or("default") != crate::istio::ROOT_NAMESPACE {
+        if doc["metadata"]["namespace"].as_str().unwrap_or("default") != crate::deploy::istio_api::ROOT_NAMESPACE {
             errors.push((
                 "/metadata/namespace".to_string(),
                 format!(
                     "a GatewayClass target attaches only from the root namespace ({}, unless meshConfig says \
                      otherwise); elsewhere it never applies",
-                    crate::istio::ROOT_NAMESPACE
+                    crate::deploy::istio_api::ROOT_NAMESPACE
                 ),
             ));
         }

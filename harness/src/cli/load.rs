@@ -1,0 +1,81 @@
+//! Commands that put load on a lab: `bench` and `soak`.
+
+use clap::Args;
+use meshplug_harness::deploy::filters::{build_modules, workspace_root};
+use meshplug_harness::lab::envoy::find_envoy;
+use meshplug_harness::load::{bench, soak};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct Bench {
+    /// The suite: `all` (default: every case below in one run), `rate-limit`, `jwt-authz`, `canary`,
+    /// `fault` or `chain`.
+    #[arg(default_value = "all")]
+    suite: String,
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Seconds of load per case and round.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    #[arg(long, default_value_t = 16)]
+    connections: u32,
+    #[arg(long)]
+    envoy: Option<PathBuf>,
+}
+
+impl Bench {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let envoy = find_envoy(self.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
+        let opts = bench::BenchOptions {
+            envoy,
+            rounds: self.rounds,
+            duration: Duration::from_secs(self.seconds),
+            connections: self.connections,
+        };
+        println!("{}", bench::report(&self.suite, &opts)?);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args)]
+pub struct Soak {
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Run the chain as one bundle module (meshplug.wasm) instead of four modules.
+    #[arg(long)]
+    bundle: bool,
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Hostile requests per 100 ordinary ones.
+    #[arg(long, default_value_t = 5)]
+    hostile_percent: u64,
+    #[arg(long)]
+    composition: Option<PathBuf>,
+    #[arg(long)]
+    envoy: Option<PathBuf>,
+    /// Do not rebuild the filter modules first.
+    #[arg(long)]
+    no_build: bool,
+}
+
+impl Soak {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        if !self.no_build {
+            build_modules()?;
+        }
+        let mut opts = soak::SoakOptions::new(Duration::from_secs_f64(self.minutes * 60.0));
+        opts.bundle = self.bundle;
+        opts.connections = self.connections;
+        opts.hostile_percent = self.hostile_percent;
+        opts.envoy = self.envoy;
+        if let Some(c) = self.composition {
+            opts.composition = c;
+        }
+        eprintln!("meshplug soak: {} min, {} ...", self.minutes, opts.composition.display());
+        let report = soak::run(&opts)?;
+        println!("{}", report.summary(&opts));
+        Ok(if report.met_targets() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+}
