@@ -39,7 +39,7 @@ mod module {
         let mut stages = Vec::with_capacity(entries.len());
         for entry in &entries {
             let build = match entry.filter.as_str() {
-                jwt_authz::logic::FILTER => jwt_authz::stage::build,
+                jwt_authz::logic::FILTER => jwt_authz::stage::build_in_bundle,
                 rate_limit::logic::FILTER => rate_limit::stage::build,
                 canary::logic::FILTER => canary::stage::build,
                 fault::logic::FILTER => fault::stage::build,

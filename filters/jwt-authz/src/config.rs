@@ -29,6 +29,12 @@ pub struct JwtAuthzConfig {
     /// Verified tokens remembered per worker (0 turns the cache off).
     #[serde(default = "default_cache_size")]
     pub cache_size: usize,
+    /// Publish the verified claims in Envoy's filter state (`meshplug_claims`) for filters outside this
+    /// module. Absent: yes in jwt_authz.wasm (a separate rate-limit or canary module reads them
+    /// there), no in the bundle, whose later filters read them inside the module; say `true` there
+    /// when something outside the bundle (another module, an access log) reads them.
+    #[serde(default)]
+    pub publish_claims: Option<bool>,
 }
 
 fn default_skew() -> ConfigDuration {

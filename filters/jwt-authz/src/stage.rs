@@ -52,6 +52,8 @@ struct JwtStage {
     crypto: ProxyCrypto,
     /// Outstanding JWKS fetches: call token → rule index.
     fetches: RefCell<HashMap<u32, usize>>,
+    /// Verified claims go to Envoy's filter state (else only to the chain's copy).
+    publish: bool,
 }
 
 impl JwtStage {
@@ -66,7 +68,19 @@ impl JwtStage {
 
 /// Builds the stage from its pluginConfig; `instance` keeps two plugins' JWKS state apart.
 pub fn build(config: &[u8], instance: &str) -> Result<Box<dyn Stage>, ConfigError> {
+    build_as(config, instance, true)
+}
+
+/// The stage inside the bundle: the verified claims stay in the module (later stages read the chain's
+/// copy) unless `publishClaims: true` asks for them in filter state too. Saves the request's first
+/// `set_property`, the dearest host call after the first header read (BENCHMARKS.md).
+pub fn build_in_bundle(config: &[u8], instance: &str) -> Result<Box<dyn Stage>, ConfigError> {
+    build_as(config, instance, false)
+}
+
+fn build_as(config: &[u8], instance: &str, publish_by_default: bool) -> Result<Box<dyn Stage>, ConfigError> {
     let authz = JwtAuthz::from_json(config, instance, &mut SeededRandom::from_entropy())?;
+    let publish = authz.config().publish_claims.unwrap_or(publish_by_default);
     let metrics = ProxyMetrics::define(FILTER, &metric_names());
     for r in &authz.config().jwt_rules {
         log::info!(
@@ -79,12 +93,13 @@ pub fn build(config: &[u8], instance: &str) -> Result<Box<dyn Stage>, ConfigErro
         );
     }
     log::info!(
-        "configured: {} JWT rule(s), {} policy(ies), cache {}",
+        "configured: {} JWT rule(s), {} policy(ies), cache {}, claims {}",
         authz.config().jwt_rules.len(),
         authz.config().policies.len(),
-        authz.config().cache_size
+        authz.config().cache_size,
+        if publish { "published in filter state" } else { "kept in the module" }
     );
-    Ok(Box::new(JwtStage { authz, metrics, crypto: ProxyCrypto::default(), fetches: RefCell::default() }))
+    Ok(Box::new(JwtStage { authz, metrics, crypto: ProxyCrypto::default(), fetches: RefCell::default(), publish }))
 }
 
 impl Stage for JwtStage {
@@ -111,9 +126,13 @@ impl Stage for JwtStage {
             }));
         }
         if let Some(claims) = &outcome.publish_claims {
-            // Refused by the host (logged by the chain): later filters see no claims, as for a
-            // request without a token (rate-limit's onMissingKey, canary's fallback apply).
-            let _ = req.set_property(&[CLAIMS_PROPERTY], claims);
+            if self.publish {
+                // Refused by the host (logged by the chain): later filters see no claims, as for a
+                // request without a token (rate-limit's onMissingKey, canary's fallback apply).
+                let _ = req.set_property(&[CLAIMS_PROPERTY], claims);
+            } else {
+                req.keep_property(&[CLAIMS_PROPERTY], claims);
+            }
         }
         Step::action(outcome.action)
     }

@@ -80,8 +80,8 @@ pub fn bare() -> BenchCase {
 }
 
 /// The suites `meshplug bench` knows; `all` is every case of the others, each once, in one run.
-pub const SUITES: [&str; 9] =
-    ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls", "global"];
+pub const SUITES: [&str; 10] =
+    ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls", "global", "calls"];
 
 /// The cases of a suite by name (see [`SUITES`]).
 pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
@@ -97,6 +97,8 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         "hostcalls" => vec![hostcall_cases()],
         // Not in `all`: needs Redis, meshplug-rls and an upstream, started here (see [`stop_services`]).
         "global" => return global_cases(),
+        // Not timed: the host calls of every Wasm case of `all` ([`crate::load::calls`]).
+        "calls" => return suite("all"),
         "all" => {
             let tokens = Tokens::mint();
             vec![rate_limit_cases()?, jwt_cases(&tokens)?, canary_cases()?, fault_cases()?, chain_cases(&tokens)?]
@@ -533,6 +535,15 @@ fn chain_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
         module_path(crate::deploy::filters::BUNDLE.name)?,
         bundle_config,
     );
+    // The same bundle publishing the claims to filter state as well (what it did before they stayed
+    // inside the module): what the kept claims buy, in the same run.
+    let mut published = configs.clone();
+    published[0].1["publishClaims"] = json!(true);
+    let published = WasmFilter::new(
+        crate::deploy::filters::BUNDLE.name,
+        module_path(crate::deploy::filters::BUNDLE.name)?,
+        crate::deploy::filters::bundle_config(published.iter().map(|(name, config)| (*name, config))),
+    );
     let mut native = native_jwt(&tokens.keys);
     native.push(native_local_ratelimit());
     native.push(native_fault());
@@ -549,6 +560,12 @@ fn chain_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
             "bundle (meshplug.wasm), same chain",
             NATIVE,
             with_routes(setup_with(vec![bundle], vec![]), variant_routes()),
+            tokens.repeated(),
+        ),
+        case(
+            "bundle, claims also published (publishClaims: true)",
+            "bundle (meshplug.wasm), same chain",
+            with_routes(setup_with(vec![published], vec![]), variant_routes()),
             tokens.repeated(),
         ),
     ])
@@ -645,6 +662,13 @@ pub fn run(cases: &[BenchCase], opts: &BenchOptions) -> anyhow::Result<Vec<Bench
 /// returns the report: how it was run, the figures side by side, the modules' sizes.
 pub fn report(suite_name: &str, opts: &BenchOptions) -> anyhow::Result<String> {
     let cases = suite(suite_name)?;
+    if suite_name == "calls" {
+        return Ok(format!(
+            "\nmeshplug bench calls: host calls and callbacks per request in steady state (the third request of \
+             each case's load), counted by scripts/proxy-wasm-host.mjs\n\n{}",
+            crate::load::calls::report(&cases)?
+        ));
+    }
     let results = run(&cases, opts);
     stop_services();
     let results = results?;

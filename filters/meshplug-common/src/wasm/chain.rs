@@ -130,11 +130,20 @@ impl ChainRequest {
         if let Err(status) = result {
             PROPERTY_WRITE_ERRORS.with(|l| l.report(&format!("set property {}", path.join(".")), status));
         }
+        self.remember_property(path, result.is_ok().then(|| value.to_vec()));
+        result
+    }
+
+    /// Sets a property in this view only, for the later stages of this chain, without a host call:
+    /// Envoy's filter state does not get it, so nothing outside this module can read it.
+    pub fn keep_property(&self, path: &[&str], value: &[u8]) {
+        self.remember_property(path, Some(value.to_vec()));
+    }
+
+    fn remember_property(&self, path: &[&str], known: Option<Vec<u8>>) {
         let mut properties = self.properties.borrow_mut();
         properties.retain(|(p, _)| p.iter().map(String::as_str).ne(path.iter().copied()));
-        let known = result.is_ok().then(|| value.to_vec());
         properties.push((path.iter().map(|s| s.to_string()).collect(), known));
-        result
     }
 
     /// Asks Envoy to select the route again after a header change that should affect routing, through

@@ -1,0 +1,81 @@
+//! Host calls counted (`meshplug_harness::load::calls`, the shipped modules in the counting proxy-wasm
+//! host `scripts/proxy-wasm-host.mjs`): what each filter's fast path skips, and that it still does the
+//! work it must — a skip that forgot a header a rule names, or claims a module outside needs, fails
+//! here. What the calls cost is measured in Envoy (`meshplug bench`), never asserted in a test.
+
+use meshplug_harness::deploy::filters::{bundle_config, module_path};
+use meshplug_harness::lab::bootstrap::WasmFilter;
+use meshplug_harness::load::calls::{bench_request, count, RequestCalls};
+use serde_json::{json, Value};
+
+fn filter(name: &str, config: Value) -> WasmFilter {
+    WasmFilter::new(name, module_path(name).unwrap(), config)
+}
+
+fn header(k: &str, v: &str) -> Vec<(String, String)> {
+    bench_request(&[(k.to_string(), v.to_string())])
+}
+
+/// The third request's cost (the first ones fill caches), and every request's answer.
+fn run(filters: &[WasmFilter], requests: &[Vec<(String, String)>]) -> Vec<RequestCalls> {
+    count(filters, requests).unwrap()
+}
+
+/// fault with rules on a header the request does not carry: one read of the request headers (it
+/// cannot know the rule does not match without it), nothing else; the same request with the header
+/// is aborted — the read is not skipped.
+#[test]
+fn fault_idle_reads_the_headers_once_and_nothing_else() {
+    let fault = filter(
+        "fault",
+        json!({"rules": [{"match": [{"headers": {"x-fault": {"exact": "abort"}}}], "abort": {"httpStatus": 503}}]}),
+    );
+    let r = run(&[fault], &[bench_request(&[]), bench_request(&[]), header("x-fault", "abort")]);
+    let idle = &r[1];
+    assert_eq!(
+        idle.calls.iter().map(|(k, n)| (k.as_str(), *n)).collect::<Vec<_>>(),
+        [("proxy_get_header_map_pairs", 1)]
+    );
+    assert_eq!(idle.local_response, None);
+    assert_eq!(r[2].local_response, Some(503), "a request the rule names is still aborted");
+    let empty = run(&[filter("fault", json!({}))], &[bench_request(&[]), bench_request(&[])]);
+    assert_eq!(empty[1].total_calls(), 0, "no rules: no host call at all ({:?})", empty[1].calls);
+}
+
+fn jwt_config(publish: Option<bool>) -> Value {
+    let mut c =
+        json!({"jwtRules": [{"issuer": jwt_authz::testkit::ISSUER, "jwks": jwt_authz::testkit::jwks(&["rsa"])}]});
+    if let Some(p) = publish {
+        c["publishClaims"] = json!(p);
+    }
+    c
+}
+
+fn with_token(sub: &str) -> Vec<(String, String)> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    header("authorization", &format!("Bearer {}", jwt_authz::testkit::token("RS256", now, sub)))
+}
+
+/// In the bundle, the verified claims reach rate-limit without a host call and without filter
+/// state, unless `publishClaims: true`; jwt_authz.wasm alone always publishes them (a separate
+/// rate-limit or canary module reads them there).
+#[test]
+fn the_bundle_keeps_claims_inside_unless_asked_to_publish() {
+    let limit =
+        json!({"rules": [{"name": "per-sub", "key": {"claim": "sub"}, "limits": [{"requests": 1, "per": "1h"}]}]});
+    for publish in [None, Some(false), Some(true)] {
+        let bundle = bundle_config([("jwt-authz", &jwt_config(publish)), ("rate-limit", &limit)]);
+        let r = run(&[filter("meshplug", bundle)], &[with_token("alice"), with_token("alice"), with_token("bob")]);
+        let expected = u64::from(publish == Some(true));
+        for (i, req) in r.iter().enumerate() {
+            assert_eq!(req.of("proxy_set_property"), expected, "{publish:?}, request {i}: {:?}", req.calls);
+            assert_eq!(req.of("proxy_get_property"), 0, "claims read from the chain's copy: {:?}", req.calls);
+        }
+        let answers: Vec<_> = r.iter().map(|q| q.local_response).collect();
+        assert_eq!(answers, [None, Some(429), None], "{publish:?}: the limit keys on each verified sub");
+    }
+    let alone = run(&[filter("jwt-authz", jwt_config(None))], &[with_token("alice")]);
+    assert_eq!(alone[0].of("proxy_set_property"), 1, "the module alone publishes: {:?}", alone[0].calls);
+    let refused = run(&[filter("jwt-authz", jwt_config(Some(false)))], &[with_token("alice")]);
+    assert_eq!(refused[0].of("proxy_set_property"), 0);
+}
