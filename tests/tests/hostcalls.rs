@@ -79,3 +79,44 @@ fn the_bundle_keeps_claims_inside_unless_asked_to_publish() {
     let refused = run(&[filter("jwt-authz", jwt_config(Some(false)))], &[with_token("alice")]);
     assert_eq!(refused[0].of("proxy_set_property"), 0);
 }
+
+/// canary writes its routing header and asks Envoy to re-select the route only when the header
+/// changes: a request already carrying exactly the decided value costs neither call; any other value,
+/// a missing one or a repeated one is replaced (a client's spoofed value never survives).
+#[test]
+fn canary_touches_the_route_only_when_the_routing_header_changes() {
+    let canary = filter(
+        "canary",
+        json!({"rules": [{"match": [{"headers": {"x-version": {"exact": "v2"}}}], "variant": "canary"}],
+               "split": {"variants": [{"name": "stable", "weight": 100}, {"name": "canary", "weight": 0}]}}),
+    );
+    let v2 = |extra: &[(&str, &str)]| {
+        let mut h = vec![("x-version".to_string(), "v2".to_string())];
+        h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        bench_request(&h)
+    };
+    let r = run(
+        &[canary],
+        &[
+            v2(&[("x-meshplug-variant", "canary")]),
+            v2(&[]),
+            v2(&[("x-meshplug-variant", "stable")]),
+            v2(&[("x-meshplug-variant", "canary"), ("x-meshplug-variant", "canary")]),
+        ],
+    );
+    let touched = |q: &RequestCalls| (q.of("proxy_replace_header_map_value"), q.of("proxy_call_foreign_function"));
+    assert_eq!(touched(&r[0]), (0, 0), "already right: {:?}", r[0].calls);
+    for (i, q) in r.iter().enumerate().skip(1) {
+        assert_eq!(touched(q), (1, 1), "request {i}: {:?}", q.calls);
+    }
+    for (i, q) in r.iter().enumerate() {
+        let sent: Vec<_> = q
+            .upstream_headers
+            .iter()
+            .flatten()
+            .filter(|(k, _)| k == "x-meshplug-variant")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(sent, ["canary"], "request {i} goes upstream with exactly the decided variant");
+    }
+}

@@ -4,7 +4,7 @@
 
 use crate::logic::{metric_names, Canary, FILTER};
 use meshplug_common::config::ConfigError;
-use meshplug_common::host::SeededRandom;
+use meshplug_common::host::{RequestHeaders, SeededRandom};
 use meshplug_common::reply::Action as Decided;
 use meshplug_common::wasm::chain::{ChainRequest, Stage, Step};
 use meshplug_common::wasm::ProxyMetrics;
@@ -45,9 +45,11 @@ impl Stage for CanaryStage {
         // Setting the header replaces any value the client sent; then Envoy is asked to re-select the
         // route (explicitly where it has `clear_route_cache`; see ChainRequest::clear_route_cache).
         // If the host refuses the header, the request keeps no routing header from us (logged by the
-        // chain) and takes the default route: the stable subset.
+        // chain) and takes the default route: the stable subset. When the request already carries
+        // exactly the decided value (once), neither the header nor the route changes: no host call.
         let (name, value) = &decision.route_header;
-        if req.set_header(name, Some(value)).is_ok() {
+        let unchanged = matches!(req.header_values(name).as_slice(), [only] if only.as_slice() == value.as_bytes());
+        if !unchanged && req.set_header(name, Some(value)).is_ok() {
             req.clear_route_cache();
         }
         Step { action: Decided::Continue, response_headers: decision.response_headers, notify_done: false }
