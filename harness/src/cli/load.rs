@@ -24,6 +24,10 @@ pub struct Bench {
     connections: u32,
     #[arg(long)]
     envoy: Option<PathBuf>,
+    /// Also write the run as an SVG bar chart of each case's µs added over bare Envoy to this file
+    /// (default: bench-<suite>.svg under the target directory).
+    #[arg(long)]
+    chart: Option<PathBuf>,
 }
 
 impl Bench {
@@ -35,7 +39,13 @@ impl Bench {
             duration: Duration::from_secs(self.seconds),
             connections: self.connections,
         };
-        println!("{}", bench::report(&self.suite, &opts)?);
+        let chart = self.chart.unwrap_or_else(|| {
+            meshplug_harness::deploy::filters::module_dir().join("../..").join(format!("bench-{}.svg", self.suite))
+        });
+        println!("{}", bench::report_with_chart(&self.suite, &opts, Some(&chart))?);
+        if self.suite != "calls" {
+            println!("chart: {}", chart.display());
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

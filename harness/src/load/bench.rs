@@ -661,6 +661,15 @@ pub fn run(cases: &[BenchCase], opts: &BenchOptions) -> anyhow::Result<Vec<Bench
 /// `meshplug bench SUITE`: runs the suite (stopping the services it started, also when it fails) and
 /// returns the report: how it was run, the figures side by side, the modules' sizes.
 pub fn report(suite_name: &str, opts: &BenchOptions) -> anyhow::Result<String> {
+    report_with_chart(suite_name, opts, None)
+}
+
+/// [`report`], also writing the run as an SVG bar chart ([`crate::load::chart`]) to `chart` when given.
+pub fn report_with_chart(
+    suite_name: &str,
+    opts: &BenchOptions,
+    chart: Option<&std::path::Path>,
+) -> anyhow::Result<String> {
     let cases = suite(suite_name)?;
     if suite_name == "calls" {
         return Ok(format!(
@@ -672,6 +681,11 @@ pub fn report(suite_name: &str, opts: &BenchOptions) -> anyhow::Result<String> {
     let results = run(&cases, opts);
     stop_services();
     let results = results?;
+    if let Some(path) = chart {
+        let title = format!("meshplug bench {suite_name}: µs added per request over bare Envoy");
+        std::fs::write(path, crate::load::chart::svg(&title, &results)?)
+            .map_err(|e| anyhow::anyhow!("cannot write the chart to {}: {e}", path.display()))?;
+    }
     Ok(format!(
         "\nmeshplug bench {suite_name}: Envoy {} ({}), --concurrency 1 pinned to CPU 0; wrk -t1 -c{} -d{}s \
          pinned to CPU 1; direct_response route; median of {} interleaved rounds\n\n{}\n{}",

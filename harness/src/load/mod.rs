@@ -7,5 +7,6 @@
 
 pub mod bench;
 pub mod calls;
+pub mod chart;
 pub mod hostile;
 pub mod soak;
