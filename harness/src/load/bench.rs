@@ -80,8 +80,8 @@ pub fn bare() -> BenchCase {
 }
 
 /// The suites `meshplug bench` knows; `all` is every case of the others, each once, in one run.
-pub const SUITES: [&str; 10] =
-    ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls", "global", "calls"];
+pub const SUITES: [&str; 11] =
+    ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls", "global", "calls", "exports"];
 
 /// The cases of a suite by name (see [`SUITES`]).
 pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
@@ -97,6 +97,8 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         "hostcalls" => vec![hostcall_cases()],
         // Not in `all`: needs Redis, meshplug-rls and an upstream, started here (see [`stop_services`]).
         "global" => return global_cases(),
+        // Not in `all`: what Envoy saves when a module does not export callbacks it never uses.
+        "exports" => vec![export_cases(&Tokens::mint())?],
         // Not timed: the host calls of every Wasm case of `all` ([`crate::load::calls`]).
         "calls" => return suite("all"),
         "all" => {
@@ -448,6 +450,140 @@ fn fault_cases() -> anyhow::Result<Vec<BenchCase>> {
         case("native fault, not firing", BARE, setup_with(vec![], vec![native_fault()]), Load::Plain),
         case("fault.wasm, not firing", NOOP, setup_with(vec![wasm], vec![]), Load::Plain),
         case("fault.wasm, no rules (the chain host alone)", NOOP, setup_with(vec![empty], vec![]), Load::Plain),
+    ])
+}
+
+/// The proxy-wasm callbacks the chain host never needs on an HTTP request: Envoy enters a callback
+/// only when the module exports it (proxy-wasm-cpp-host `src/wasm.cc`), and the SDK exports them all.
+pub const UNUSED_CALLBACKS: [&str; 11] = [
+    "proxy_on_response_body",
+    "proxy_on_response_trailers",
+    "proxy_on_log",
+    "proxy_on_done",
+    "proxy_on_downstream_data",
+    "proxy_on_upstream_data",
+    "proxy_on_downstream_connection_close",
+    "proxy_on_upstream_connection_close",
+    "proxy_on_new_connection",
+    "proxy_on_foreign_function",
+    "proxy_on_queue_ready",
+];
+
+/// A copy of `module` without the [`UNUSED_CALLBACKS`] exports (and the code only they reach), made
+/// with binaryen's `wasm-metadce` (`scripts/setup --bench` installs Debian's `binaryen`), under
+/// `<target>/bench-exports/`.
+pub fn without_unused_callbacks(module: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = crate::deploy::filters::module_dir().join("../../bench-exports");
+    std::fs::create_dir_all(&dir)?;
+    let name = module.file_name().ok_or_else(|| anyhow::anyhow!("{}: no file name", module.display()))?;
+    let out = dir.join(name);
+    let exports = wasm_exports(&std::fs::read(module)?)?;
+    let graph: Vec<Value> = exports
+        .iter()
+        .map(|e| {
+            let mut n = json!({ "name": format!("export:{e}"), "export": e });
+            if !UNUSED_CALLBACKS.contains(&e.as_str()) {
+                n["root"] = json!(true);
+            }
+            n
+        })
+        .collect();
+    let graph_file = dir.join(format!("{}.graph.json", name.to_string_lossy()));
+    std::fs::write(&graph_file, serde_json::to_string(&graph)?)?;
+    let status = Command::new("wasm-metadce")
+        .arg(module)
+        .arg("--graph-file")
+        .arg(&graph_file)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--enable-bulk-memory",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-nontrapping-float-to-int",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run wasm-metadce ({e}): `scripts/setup --bench` installs binaryen"))?;
+    anyhow::ensure!(status.success(), "wasm-metadce failed on {} ({status})", module.display());
+    Ok(out)
+}
+
+/// The names a module exports (its export section).
+fn wasm_exports(wasm: &[u8]) -> anyhow::Result<Vec<String>> {
+    fn leb(b: &[u8], at: &mut usize) -> anyhow::Result<u32> {
+        let (mut v, mut shift) = (0u32, 0);
+        loop {
+            let byte = *b.get(*at).ok_or_else(|| anyhow::anyhow!("truncated module"))?;
+            *at += 1;
+            v |= u32::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+            shift += 7;
+            anyhow::ensure!(shift < 35, "bad LEB128");
+        }
+    }
+    let mut at = 8;
+    while at < wasm.len() {
+        let id = wasm[at];
+        at += 1;
+        let size = leb(wasm, &mut at)? as usize;
+        let end = at + size;
+        if id == 7 {
+            let mut names = Vec::new();
+            for _ in 0..leb(wasm, &mut at)? {
+                let len = leb(wasm, &mut at)? as usize;
+                let name = wasm.get(at..at + len).ok_or_else(|| anyhow::anyhow!("truncated export"))?;
+                names.push(String::from_utf8_lossy(name).into_owned());
+                at += len + 1; // name, kind
+                leb(wasm, &mut at)?; // index
+            }
+            return Ok(names);
+        }
+        at = end;
+    }
+    Ok(vec![])
+}
+
+/// The no-op module, fault.wasm and the bundle, each as built and without the callbacks it never
+/// uses, judged against the build.
+fn export_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
+    let noop_path = crate::deploy::filters::module_dir().join("noop.wasm");
+    let noop = |path: std::path::PathBuf| WasmFilter::new("noop", path, json!({}));
+    let fault = |path: std::path::PathBuf| WasmFilter::new("fault", path, fault_config());
+    let configs = chain_configs(tokens);
+    let bundle_config = crate::deploy::filters::bundle_config(configs.iter().map(|(name, config)| (*name, config)));
+    let bundle_path = module_path(crate::deploy::filters::BUNDLE.name)?;
+    let bundle =
+        |path: std::path::PathBuf| WasmFilter::new(crate::deploy::filters::BUNDLE.name, path, bundle_config.clone());
+    const BUNDLE_CASE: &str = "bundle (meshplug.wasm), same chain";
+    Ok(vec![
+        case(
+            "no-op module without its unused callbacks",
+            NOOP,
+            setup_with(vec![noop(without_unused_callbacks(&noop_path)?)], vec![]),
+            Load::Plain,
+        ),
+        case("fault.wasm, not firing", NOOP, setup_with(vec![fault(module_path("fault")?)], vec![]), Load::Plain),
+        case(
+            "fault.wasm without its unused callbacks, not firing",
+            "fault.wasm, not firing",
+            setup_with(vec![fault(without_unused_callbacks(&module_path("fault")?)?)], vec![]),
+            Load::Plain,
+        ),
+        case(
+            BUNDLE_CASE,
+            NOOP,
+            with_routes(setup_with(vec![bundle(bundle_path.clone())], vec![]), variant_routes()),
+            tokens.repeated(),
+        ),
+        case(
+            "bundle without its unused callbacks",
+            BUNDLE_CASE,
+            with_routes(setup_with(vec![bundle(without_unused_callbacks(&bundle_path)?)], vec![]), variant_routes()),
+            tokens.repeated(),
+        ),
     ])
 }
 
