@@ -5,7 +5,7 @@
 //! (`IstioOptions::mirror`, what `meshplug up --istio` does by default): the built modules are pushed
 //! to a local registry under the manifests' paths and tags, and their `oci://` URLs point there.
 
-use meshplug_harness::deploy::oci::{image, push, Format};
+use meshplug_harness::deploy::oci::{image, push, push_module, Format};
 use meshplug_harness::istio::agent::Outcome;
 use meshplug_harness::istio::lab::{IstioLab, IstioOptions};
 use meshplug_harness::lab::registry::Registry;
@@ -24,11 +24,10 @@ fn root() -> PathBuf {
 fn push_modules(registry: &Registry) -> std::collections::BTreeMap<String, String> {
     let mut digests = std::collections::BTreeMap::new();
     for module in ["jwt-authz", "rate-limit", "fault", "canary", "meshplug"] {
-        let wasm = std::fs::read(meshplug_harness::deploy::filters::module_path(module).unwrap()).unwrap();
-        let img = image(&wasm, Format::Compat).unwrap();
-        let got = push(&img, &format!("oci://{}/meshplug/{module}:0.1.0", registry.host())).unwrap();
-        assert_eq!(got, img.digest);
-        digests.insert(module.to_string(), img.sha256_hex().to_string());
+        // push_module checks that the registry stored the manifest that was packaged.
+        let target = format!("oci://{}/meshplug/{module}:0.1.0", registry.host());
+        let digest = push_module(module, &target, Format::Compat).unwrap();
+        digests.insert(module.to_string(), digest.trim_start_matches("sha256:").to_string());
     }
     digests
 }

@@ -42,7 +42,7 @@ impl Bench {
         let chart = self.chart.unwrap_or_else(|| {
             meshplug_harness::deploy::filters::module_dir().join("../..").join(format!("bench-{}.svg", self.suite))
         });
-        println!("{}", bench::report_with_chart(&self.suite, &opts, Some(&chart))?);
+        println!("{}", bench::report(&self.suite, &opts, Some(&chart))?);
         if self.suite != "calls" {
             println!("chart: {}", chart.display());
         }

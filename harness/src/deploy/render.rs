@@ -95,11 +95,10 @@ pub fn pin_local_builds(
         if c.defaults.digests.contains_key(&name) {
             continue;
         }
-        let path = crate::deploy::filters::module_path(&name)?;
-        let wasm = std::fs::read(&path).map_err(|e| {
-            anyhow::anyhow!("cannot pin {name}: {} ({e}); build the modules first, set defaults.digests.{name}, or render with --no-pin", path.display())
+        let (_, img) = crate::deploy::oci::module_image(&name, format).map_err(|e| {
+            anyhow::anyhow!("cannot pin {name}: {e:#}; build the modules first, set defaults.digests.{name}, or render with --no-pin")
         })?;
-        let digest = crate::deploy::oci::image(&wasm, format)?.digest;
+        let digest = img.digest;
         c.defaults.digests.insert(name.clone(), digest.clone());
         pinned.push((name, digest));
     }

@@ -623,9 +623,7 @@ impl Feed {
         let path = rest.split_once('/').map_or(rest, |(_, p)| p);
         let target = format!("oci://{host}/{path}");
         if !self.pushed.contains(&target) && crate::deploy::filters::module(module).is_some() {
-            let wasm = std::fs::read(crate::deploy::filters::module_path(module)?)?;
-            let img = crate::deploy::oci::image(&wasm, crate::deploy::oci::Format::Compat)?;
-            crate::deploy::oci::push(&img, &target)?;
+            crate::deploy::oci::push_module(module, &target, crate::deploy::oci::Format::Compat)?;
             self.pushed.insert(target.clone());
         }
         Ok(target)

@@ -795,17 +795,9 @@ pub fn run(cases: &[BenchCase], opts: &BenchOptions) -> anyhow::Result<Vec<Bench
 }
 
 /// `meshplug bench SUITE`: runs the suite (stopping the services it started, also when it fails) and
-/// returns the report: how it was run, the figures side by side, the modules' sizes.
-pub fn report(suite_name: &str, opts: &BenchOptions) -> anyhow::Result<String> {
-    report_with_chart(suite_name, opts, None)
-}
-
-/// [`report`], also writing the run as an SVG bar chart ([`crate::load::chart`]) to `chart` when given.
-pub fn report_with_chart(
-    suite_name: &str,
-    opts: &BenchOptions,
-    chart: Option<&std::path::Path>,
-) -> anyhow::Result<String> {
+/// returns the report: how it was run, the figures side by side, the modules' sizes; with `chart`,
+/// also writes the run there as an SVG bar chart ([`crate::load::chart`]).
+pub fn report(suite_name: &str, opts: &BenchOptions, chart: Option<&std::path::Path>) -> anyhow::Result<String> {
     let cases = suite(suite_name)?;
     if suite_name == "calls" {
         return Ok(format!(
