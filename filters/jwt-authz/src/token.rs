@@ -4,7 +4,7 @@
 use crate::jwks::Alg;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use meshplug_common::json::StrictValue;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -111,64 +111,9 @@ fn b64(segment: &str) -> Result<Vec<u8>, Reason> {
     URL_SAFE_NO_PAD.decode(segment).map_err(|_| Reason::Malformed)
 }
 
-/// A JSON value that refuses duplicate object keys at any depth (serde_json would keep the last one,
-/// so `{"sub":"a","sub":"admin"}` could mean different things to different readers).
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Strict;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("JSON")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
-                Ok(Strict(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
-                Ok(Strict(Value::from(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
-                Ok(Strict(Value::from(v)))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
-                Ok(Strict(serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
-                Ok(Strict(Value::String(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Strict, E> {
-                Ok(Strict(Value::String(v)))
-            }
-            fn visit_unit<E>(self) -> Result<Strict, E> {
-                Ok(Strict(Value::Null))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Strict(v)) = seq.next_element()? {
-                    out.push(v);
-                }
-                Ok(Strict(Value::Array(out)))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-                let mut out = Map::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let Strict(v) = map.next_value()?;
-                    if out.insert(key, v).is_some() {
-                        return Err(serde::de::Error::custom("duplicate key"));
-                    }
-                }
-                Ok(Strict(Value::Object(out)))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 fn object(bytes: &[u8]) -> Result<Map<String, Value>, Reason> {
-    match serde_json::from_slice::<Strict>(bytes) {
-        Ok(Strict(Value::Object(m))) => Ok(m),
+    match serde_json::from_slice::<StrictValue>(bytes) {
+        Ok(StrictValue(Value::Object(m))) => Ok(m),
         _ => Err(Reason::Malformed),
     }
 }

@@ -5,6 +5,7 @@
 //! describe the JSON a user writes; a `compile` step turns them into the typed runtime form and checks
 //! what serde cannot (cross-field rules). Both phases report a [`ConfigError`].
 
+use crate::json::{from_value_at, StrictValue};
 use serde::de::DeserializeOwned;
 use std::fmt;
 
@@ -51,15 +52,20 @@ pub fn child(pointer: &str, token: impl fmt::Display) -> String {
 /// Parses a JSON config into its serde form, naming the JSON pointer of the first error.
 ///
 /// An empty config (no bytes, or only whitespace) is parsed as `{}` so a filter can run on defaults.
+///
+/// Two steps: the bytes become a [`StrictValue`] (a duplicate key is refused with its pointer), then
+/// `T` is read from that value ([`parse_value`]). Every config type is so instantiated for one
+/// deserializer, `&Value`, rather than for serde_json's byte reader as well: in a module that parses
+/// several filters' configs (the bundle) that is most of the config code's size (BENCHMARKS.md).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let empty = bytes.iter().all(u8::is_ascii_whitespace);
     let bytes: &[u8] = if empty { b"{}" } else { bytes };
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let result: Result<StrictValue, _> = serde_path_to_error::deserialize(&mut de);
     match result {
-        Ok(value) => {
+        Ok(StrictValue(value)) => {
             de.end().map_err(|e| ConfigError::new("", format!("trailing characters after the config: {e}")))?;
-            Ok(value)
+            parse_value(&value)
         }
         Err(err) => {
             let pointer = path_to_pointer(err.path());
@@ -71,11 +77,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
 
 /// Parses an already-decoded JSON value (e.g. from a YAML composition file).
 pub fn parse_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ConfigError> {
-    let result: Result<T, _> = serde_path_to_error::deserialize(value);
-    result.map_err(|err| {
-        let pointer = path_to_pointer(err.path());
-        ConfigError::new(pointer, clean_reason(err.inner()))
-    })
+    from_value_at(value).map_err(|(pointer, err)| ConfigError::new(pointer, clean_reason(&err)))
 }
 
 fn path_to_pointer(path: &serde_path_to_error::Path) -> String {

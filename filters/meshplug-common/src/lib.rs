@@ -1,6 +1,7 @@
 //! What every meshplug filter needs, in one place and with one name per thing.
 //!
-//! Pure logic (no proxy-wasm): [`config`] (strict parsing, JSON-pointer errors), [`matching`] (Istio's
+//! Pure logic (no proxy-wasm): [`config`] (strict parsing, JSON-pointer errors), [`json`] (JSON without
+//! duplicate keys), [`matching`] (Istio's
 //! `HTTPMatchRequest`), [`duration`], [`percent`], [`metrics`] (naming), [`host`] (the traits filter
 //! logic talks to), [`counter`] (a CAS counter shared by all workers), [`timers`] (parked requests),
 //! [`reply`] (the filter's decision). The proxy-wasm implementations of the host traits, the logger,
@@ -12,6 +13,7 @@ pub mod config;
 pub mod counter;
 pub mod duration;
 pub mod host;
+pub mod json;
 pub mod matching;
 pub mod metrics;
 pub mod path;
