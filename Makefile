@@ -16,6 +16,5 @@ setup:
 
 bench:
 	scripts/setup --bench
-	cargo build --release --locked --target wasm32-wasip1
-	cargo build --release --locked --target wasm32-wasip1 -p meshplug-bundle
+	cargo run --release --locked -p meshplug-harness -- build
 	cargo run --release --locked -p meshplug-harness -- bench all --rounds 5 --seconds 5

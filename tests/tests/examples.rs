@@ -4,13 +4,13 @@
 //! pluginConfig as the composition.
 
 use meshplug_harness::deploy::composition::Composition;
-use meshplug_harness::deploy::filters::{module_dir, workspace_root};
+use meshplug_harness::deploy::filters::{finish_modules, workspace_root};
 use meshplug_harness::lab::envoy::find_envoy;
 use meshplug_harness::lab::local::LabBuilder;
 use meshplug_harness::lab::run::validate_config;
 use std::path::{Path, PathBuf};
 
-const COMMITTED_MODULE_DIR: &str = "target/wasm32-wasip1/release";
+const COMMITTED_MODULE_DIR: &str = "target/modules";
 
 fn example_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("examples"))
@@ -51,7 +51,7 @@ fn every_example_composition_is_valid_and_its_envoy_config_has_not_drifted() {
 #[test]
 fn every_envoy_config_in_examples_passes_envoy_validate() {
     let envoy = find_envoy(None, &workspace_root()).unwrap();
-    let modules = module_dir();
+    let modules = finish_modules().unwrap();
     for dir in example_dirs() {
         let text = std::fs::read_to_string(dir.join("envoy.yaml")).unwrap();
         // The committed config names modules relative to the root; point it at this build's modules
@@ -78,7 +78,7 @@ fn envoy_validate_catches_a_bad_plugin_config() {
     let dir = workspace_root().join("examples/fault");
     let text = std::fs::read_to_string(dir.join("envoy.yaml"))
         .unwrap()
-        .replace(COMMITTED_MODULE_DIR, &module_dir().display().to_string())
+        .replace(COMMITTED_MODULE_DIR, &finish_modules().unwrap().display().to_string())
         .replace(r#""httpStatus":503"#, r#""httpStatus":42"#);
     let path = std::env::temp_dir().join(format!("meshplug-example-bad-{}.yaml", std::process::id()));
     std::fs::write(&path, text).unwrap();
@@ -111,8 +111,10 @@ fn the_local_envoy_config_of_every_manifests_workload_passes_envoy_validate() {
     let envoy = find_envoy(None, &workspace_root()).unwrap();
     let c = Composition::load(&workspace_root().join("manifests/composition.yaml")).unwrap();
     for w in &c.workloads {
-        let config =
-            LabBuilder::from_composition(&c, Some(&w.name)).unwrap().render_static(8080, Some(&module_dir())).unwrap();
+        let config = LabBuilder::from_composition(&c, Some(&w.name))
+            .unwrap()
+            .render_static(8080, Some(&finish_modules().unwrap()))
+            .unwrap();
         let path = std::env::temp_dir().join(format!("meshplug-manifests-{}-{}.json", std::process::id(), w.name));
         std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
         let result = validate_config(&envoy, &path);

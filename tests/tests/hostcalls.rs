@@ -37,6 +37,12 @@ fn fault_idle_reads_the_headers_once_and_nothing_else() {
         [("proxy_get_header_map_pairs", 1)]
     );
     assert_eq!(idle.local_response, None);
+    // The shipped module does not export what it never uses, so the host does not enter it for them.
+    let entered: Vec<&String> = idle.callbacks.keys().collect();
+    for unused in meshplug_harness::deploy::finish::UNUSED_CALLBACKS {
+        assert!(!idle.callbacks.contains_key(unused), "{unused} entered: {entered:?}");
+    }
+    assert!(idle.callbacks.contains_key("proxy_on_request_headers"), "{entered:?}");
     assert_eq!(r[2].local_response, Some(503), "a request the rule names is still aborted");
     let empty = run(&[filter("fault", json!({}))], &[bench_request(&[]), bench_request(&[])]);
     assert_eq!(empty[1].total_calls(), 0, "no rules: no host call at all ({:?})", empty[1].calls);

@@ -463,7 +463,7 @@ fn the_agent_cache_honours_digests_and_pull_policy() {
 #[test]
 fn fail_reload_in_a_wasmplugin_reloads_the_vm() {
     let registry = Registry::start().unwrap();
-    let wasm = std::fs::read(meshplug_harness::deploy::filters::module_dir().join("trap.wasm")).unwrap();
+    let wasm = std::fs::read(meshplug_harness::deploy::filters::module_file("trap.wasm").unwrap()).unwrap();
     let img = image(&wasm, Format::Compat).unwrap();
     push(&img, &format!("oci://{}/meshplug/trap:1", registry.host())).unwrap();
     let dir = scratch("fail-reload");

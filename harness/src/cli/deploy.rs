@@ -1,4 +1,4 @@
-//! Commands that make what we ship: `validate`, `render`, `package`, `push`, `pull`, `schema`.
+//! Commands that make what we ship: `build`, `validate`, `render`, `package`, `push`, `pull`, `schema`.
 
 use clap::Args;
 use meshplug_harness::deploy::composition::Composition;
@@ -7,6 +7,17 @@ use meshplug_harness::deploy::render::{self, RenderOptions};
 use meshplug_harness::deploy::{filters, manifests};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct Build {}
+
+impl Build {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        filters::build_modules()?;
+        println!("modules in {}:\n{}", filters::module_dir().display(), filters::size_table());
+        Ok(ExitCode::SUCCESS)
+    }
+}
 
 #[derive(Args)]
 pub struct Validate {

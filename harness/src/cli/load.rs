@@ -40,7 +40,7 @@ impl Bench {
             connections: self.connections,
         };
         let chart = self.chart.unwrap_or_else(|| {
-            meshplug_harness::deploy::filters::module_dir().join("../..").join(format!("bench-{}.svg", self.suite))
+            meshplug_harness::deploy::filters::target_dir().join(format!("bench-{}.svg", self.suite))
         });
         println!("{}", bench::report(&self.suite, &opts, Some(&chart))?);
         if self.suite != "calls" {

@@ -1,5 +1,5 @@
 //! The command table: one variant per command, its arguments in the file of its group — [`lab`]
-//! (`up`, `render-envoy`, `which-envoy`, `demo-token`), [`deploy`] (`validate`, `render`, `package`,
+//! (`up`, `render-envoy`, `which-envoy`, `demo-token`), [`deploy`] (`build`, `validate`, `render`, `package`,
 //! `push`, `pull`, `schema`), [`load`] (`bench`, `soak`). Each command maps its arguments onto one call
 //! into the library and prints what it returns; nothing here is needed by a test of the library.
 
@@ -27,6 +27,9 @@ pub struct Cli {
 enum Cmd {
     /// Run a local Envoy with a workload's filter chain and echo upstreams until Ctrl-C.
     Up(lab::Up),
+    /// Build every module (cargo, release, wasm32-wasip1) and finish it as shipped (binaryen: the
+    /// callbacks no module uses taken out, `wasm-opt -Oz`) into target/modules; print their sizes.
+    Build(deploy::Build),
     /// Check a composition (every pluginConfig through the filter's own parser), or a directory of
     /// manifests (Istio 1.29 CRD schemas plus meshplug's checks). Errors name file, resource, JSON pointer.
     Validate(deploy::Validate),
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Cmd::Up(a) => a.run(),
+        Cmd::Build(a) => a.run(),
         Cmd::RenderEnvoy(a) => a.run(),
         Cmd::WhichEnvoy(a) => a.run(),
         Cmd::DemoToken(a) => a.run(),

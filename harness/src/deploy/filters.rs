@@ -152,14 +152,24 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
 }
 
-/// Where cargo puts the release Wasm modules, honouring `CARGO_TARGET_DIR`.
-pub fn module_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// The target directory, honouring `CARGO_TARGET_DIR`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .map(|p| if p.is_relative() { workspace_root().join(p) } else { p })
-        .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("wasm32-wasip1").join("release")
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Where cargo puts the release Wasm modules, before they are finished ([`crate::deploy::finish`]).
+pub fn cargo_module_dir() -> PathBuf {
+    target_dir().join("wasm32-wasip1").join("release")
+}
+
+/// Where the modules we ship are: cargo's output, finished (`target/modules`). Everything that loads,
+/// packages, pins or measures a module takes it from here.
+pub fn module_dir() -> PathBuf {
+    target_dir().join("modules")
 }
 
 /// The commands that build every module: the filters (the workspace's default members), then the
@@ -169,37 +179,64 @@ pub const BUILD_COMMANDS: [&[&str]; 2] = [
     &["build", "--release", "--target", "wasm32-wasip1", "-p", "meshplug-bundle"],
 ];
 
-/// Builds every module ([`BUILD_COMMANDS`]).
+/// Builds every module ([`BUILD_COMMANDS`]) and finishes each ([`finish_modules`]).
 pub fn build_modules() -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for args in BUILD_COMMANDS {
         let status = std::process::Command::new(&cargo).args(args).current_dir(workspace_root()).status()?;
         anyhow::ensure!(status.success(), "`cargo {}` failed ({status})", args.join(" "));
     }
-    Ok(())
+    finish_modules().map(|_| ())
 }
 
-/// The module of `filter`; fails with a hint when it has not been built.
+/// Finishes every module cargo built (the filters, the bundle, the test fixtures) into
+/// [`module_dir`], which it returns; a module already finished from the same bytes is left as it is.
+pub fn finish_modules() -> anyhow::Result<PathBuf> {
+    let mut files: Vec<String> = std::fs::read_dir(cargo_module_dir())
+        .map_err(|e| {
+            anyhow::anyhow!("{}: {e}; build the modules first (`meshplug build`)", cargo_module_dir().display())
+        })?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".wasm"))
+        .collect();
+    files.sort();
+    for file in files {
+        module_file(&file)?;
+    }
+    Ok(module_dir())
+}
+
+/// The shipped module `file` (e.g. `noop.wasm`, a test fixture), finished from cargo's output if
+/// that changed; fails with a hint when cargo has not built it.
+pub fn module_file(file: &str) -> anyhow::Result<PathBuf> {
+    let built = cargo_module_dir().join(file);
+    anyhow::ensure!(
+        built.is_file(),
+        "{} is missing: build the modules with `meshplug build` (or `cargo {}`, then `cargo {}`, at the workspace root)",
+        built.display(),
+        BUILD_COMMANDS[0].join(" "),
+        BUILD_COMMANDS[1].join(" ")
+    );
+    crate::deploy::finish::finished(&cargo_module_dir(), &module_dir(), file)
+}
+
+/// The shipped module of `filter` (or of the bundle); fails with a hint when it has not been built.
 pub fn module_path(filter: &str) -> anyhow::Result<PathBuf> {
     let kind = module(filter).ok_or_else(|| anyhow::anyhow!("unknown module {filter:?}; known: {}", module_names()))?;
-    let path = module_dir().join(kind.module_file());
-    let build = if kind.name == BUNDLE.name { BUILD_COMMANDS[1] } else { BUILD_COMMANDS[0] };
-    anyhow::ensure!(
-        path.is_file(),
-        "{} is missing: build it with `cargo {}` at the workspace root",
-        path.display(),
-        build.join(" ")
-    );
-    Ok(path)
+    module_file(&kind.module_file())
 }
 
-/// The built modules' sizes as a Markdown table (`meshplug bench` prints it under its figures); a module
-/// not built is left out.
+/// The modules' sizes as a Markdown table, as cargo built them and as shipped (finished); `meshplug
+/// bench` prints it under its figures. A module not built is left out.
 pub fn size_table() -> String {
-    let mut out = String::from("| Module | bytes | KiB |\n| --- | ---: | ---: |\n");
+    let mut out = String::from(
+        "| Module | cargo build (bytes) | shipped (bytes) | shipped KiB |\n| --- | ---: | ---: | ---: |\n",
+    );
     for f in FILTERS.iter().chain([&BUNDLE]) {
-        if let Ok(size) = module_path(f.name).and_then(|p| Ok(std::fs::metadata(p)?.len())) {
-            out.push_str(&format!("| {} | {} | {:.0} |\n", f.module_file(), size, size as f64 / 1024.0));
+        let built = std::fs::metadata(cargo_module_dir().join(f.module_file())).map(|m| m.len());
+        let shipped = module_path(f.name).and_then(|p| Ok(std::fs::metadata(p)?.len()));
+        if let (Ok(built), Ok(shipped)) = (built, shipped) {
+            out.push_str(&format!("| {} | {built} | {shipped} | {:.0} |\n", f.module_file(), shipped as f64 / 1024.0));
         }
     }
     out

@@ -289,8 +289,7 @@ pub fn package(
     out: Option<&Path>,
 ) -> anyhow::Result<(PathBuf, String, PathBuf)> {
     let (path, img) = module_image(module, format)?;
-    let dir =
-        out.map_or_else(|| crate::deploy::filters::module_dir().join("../../oci").join(module), Path::to_path_buf);
+    let dir = out.map_or_else(|| crate::deploy::filters::target_dir().join("oci").join(module), Path::to_path_buf);
     write_layout(&img, &dir, tag)?;
     Ok((path, img.digest, dir))
 }

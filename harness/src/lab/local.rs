@@ -160,7 +160,7 @@ impl LabBuilder {
     }
 
     /// Like [`LabBuilder::setup`]; with `module_dir`, module paths point into that directory instead
-    /// (for configs committed to the repository, e.g. `target/wasm32-wasip1/release`).
+    /// (for configs committed to the repository, e.g. `target/modules`).
     pub fn setup_with(&self, ports: &BTreeMap<String, u16>, module_dir: Option<&Path>) -> anyhow::Result<Setup> {
         let filters = self
             .modules()?
@@ -173,13 +173,7 @@ impl LabBuilder {
                     }
                     // Test fixtures (e.g. `publish-claims`) are modules of the build that are not filters.
                     None => module_path(name).or_else(|e| {
-                        let fixture =
-                            crate::deploy::filters::module_dir().join(format!("{}.wasm", name.replace('-', "_")));
-                        if fixture.is_file() {
-                            Ok(fixture)
-                        } else {
-                            Err(e)
-                        }
+                        crate::deploy::filters::module_file(&format!("{}.wasm", name.replace('-', "_"))).map_err(|_| e)
                     })?,
                 };
                 let mut filter = WasmFilter::new(name, module, config.clone());

@@ -81,7 +81,7 @@ pub fn bare() -> BenchCase {
 
 /// The suites `meshplug bench` knows; `all` is every case of the others, each once, in one run.
 pub const SUITES: [&str; 11] =
-    ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls", "global", "calls", "exports"];
+    ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls", "global", "calls", "finish"];
 
 /// The cases of a suite by name (see [`SUITES`]).
 pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
@@ -94,11 +94,12 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         // Not in `all`: where the bundle's time goes, one filter more per case.
         "steps" => vec![step_cases(&Tokens::mint())?],
         // Not in `all`: what each kind of host call costs (the no-op module repeating it 10 times).
-        "hostcalls" => vec![hostcall_cases()],
+        "hostcalls" => vec![hostcall_cases()?],
         // Not in `all`: needs Redis, meshplug-rls and an upstream, started here (see [`stop_services`]).
         "global" => return global_cases(),
-        // Not in `all`: what Envoy saves when a module does not export callbacks it never uses.
-        "exports" => vec![export_cases(&Tokens::mint())?],
+        // Not in `all`: what the step after cargo buys (`deploy::finish`): each module as cargo built it
+        // and as shipped.
+        "finish" => vec![finish_cases(&Tokens::mint())?],
         // Not timed: the host calls of every Wasm case of `all` ([`crate::load::calls`]).
         "calls" => return suite("all"),
         "all" => {
@@ -108,7 +109,7 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         other => anyhow::bail!("unknown benchmark suite {other:?}; known: {}", SUITES.join(", ")),
     };
     // Every suite compares with bare Envoy and the no-op module; each case runs once.
-    let mut cases = vec![bare(), noop_case()];
+    let mut cases = vec![bare(), noop_case()?];
     for case in parts.into_iter().flatten() {
         if !cases.iter().any(|c| c.name == case.name) {
             cases.push(case);
@@ -183,8 +184,8 @@ fn global_cases() -> anyhow::Result<Vec<BenchCase>> {
     };
     // The same call from a module that does nothing else (tests/fixtures/noop): Envoy's Wasm gRPC path
     // alone, once with the cluster named as text and once with the GrpcService rate-limit sends.
-    let bare_call =
-        |op: &str| WasmFilter::new("noop", crate::deploy::filters::module_dir().join("noop.wasm"), json!({ "op": op }));
+    let noop = noop_module()?;
+    let bare_call = |op: &str| WasmFilter::new("noop", noop.clone(), json!({ "op": op }));
     let load = Load::Header("x-user".into(), "bench-user".into());
     const UPSTREAM: &str = "Envoy → echo upstream, no filter";
     const NATIVE: &str = "native ratelimit → meshplug-rls";
@@ -216,14 +217,20 @@ const BARE: &str = "bare Envoy";
 const NOOP: &str = "no-op Wasm filter (floor)";
 
 /// The Wasm floor: a module whose HTTP context does nothing (tests/fixtures/noop).
-fn noop_case() -> BenchCase {
-    let noop = WasmFilter::new("noop", crate::deploy::filters::module_dir().join("noop.wasm"), json!({}));
-    BenchCase {
+fn noop_case() -> anyhow::Result<BenchCase> {
+    let noop = WasmFilter::new("noop", noop_module()?, json!({}));
+    Ok(BenchCase {
         name: NOOP.into(),
         baseline: Some(BARE.into()),
         setup: setup_with(vec![noop], vec![]),
         load: Load::Plain,
-    }
+    })
+}
+
+/// The no-op module (tests/fixtures/noop), finished as every shipped module is: the floor is what an
+/// empty module we ship costs.
+fn noop_module() -> anyhow::Result<std::path::PathBuf> {
+    crate::deploy::filters::module_file("noop.wasm")
 }
 
 fn case(name: &str, baseline: &str, setup: Setup, load: Load) -> BenchCase {
@@ -453,135 +460,40 @@ fn fault_cases() -> anyhow::Result<Vec<BenchCase>> {
     ])
 }
 
-/// The proxy-wasm callbacks the chain host never needs on an HTTP request: Envoy enters a callback
-/// only when the module exports it (proxy-wasm-cpp-host `src/wasm.cc`), and the SDK exports them all.
-pub const UNUSED_CALLBACKS: [&str; 11] = [
-    "proxy_on_response_body",
-    "proxy_on_response_trailers",
-    "proxy_on_log",
-    "proxy_on_done",
-    "proxy_on_downstream_data",
-    "proxy_on_upstream_data",
-    "proxy_on_downstream_connection_close",
-    "proxy_on_upstream_connection_close",
-    "proxy_on_new_connection",
-    "proxy_on_foreign_function",
-    "proxy_on_queue_ready",
-];
-
-/// A copy of `module` without the [`UNUSED_CALLBACKS`] exports (and the code only they reach), made
-/// with binaryen's `wasm-metadce` (`scripts/setup --bench` installs Debian's `binaryen`), under
-/// `<target>/bench-exports/`.
-pub fn without_unused_callbacks(module: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let dir = crate::deploy::filters::module_dir().join("../../bench-exports");
-    std::fs::create_dir_all(&dir)?;
-    let name = module.file_name().ok_or_else(|| anyhow::anyhow!("{}: no file name", module.display()))?;
-    let out = dir.join(name);
-    let exports = wasm_exports(&std::fs::read(module)?)?;
-    let graph: Vec<Value> = exports
-        .iter()
-        .map(|e| {
-            let mut n = json!({ "name": format!("export:{e}"), "export": e });
-            if !UNUSED_CALLBACKS.contains(&e.as_str()) {
-                n["root"] = json!(true);
-            }
-            n
-        })
-        .collect();
-    let graph_file = dir.join(format!("{}.graph.json", name.to_string_lossy()));
-    std::fs::write(&graph_file, serde_json::to_string(&graph)?)?;
-    let status = Command::new("wasm-metadce")
-        .arg(module)
-        .arg("--graph-file")
-        .arg(&graph_file)
-        .arg("-o")
-        .arg(&out)
-        .args([
-            "--enable-bulk-memory",
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            "--enable-nontrapping-float-to-int",
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map_err(|e| anyhow::anyhow!("cannot run wasm-metadce ({e}): `scripts/setup --bench` installs binaryen"))?;
-    anyhow::ensure!(status.success(), "wasm-metadce failed on {} ({status})", module.display());
-    Ok(out)
-}
-
-/// The names a module exports (its export section).
-fn wasm_exports(wasm: &[u8]) -> anyhow::Result<Vec<String>> {
-    fn leb(b: &[u8], at: &mut usize) -> anyhow::Result<u32> {
-        let (mut v, mut shift) = (0u32, 0);
-        loop {
-            let byte = *b.get(*at).ok_or_else(|| anyhow::anyhow!("truncated module"))?;
-            *at += 1;
-            v |= u32::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-            shift += 7;
-            anyhow::ensure!(shift < 35, "bad LEB128");
-        }
-    }
-    let mut at = 8;
-    while at < wasm.len() {
-        let id = wasm[at];
-        at += 1;
-        let size = leb(wasm, &mut at)? as usize;
-        let end = at + size;
-        if id == 7 {
-            let mut names = Vec::new();
-            for _ in 0..leb(wasm, &mut at)? {
-                let len = leb(wasm, &mut at)? as usize;
-                let name = wasm.get(at..at + len).ok_or_else(|| anyhow::anyhow!("truncated export"))?;
-                names.push(String::from_utf8_lossy(name).into_owned());
-                at += len + 1; // name, kind
-                leb(wasm, &mut at)?; // index
-            }
-            return Ok(names);
-        }
-        at = end;
-    }
-    Ok(vec![])
-}
-
-/// The no-op module, fault.wasm and the bundle, each as built and without the callbacks it never
-/// uses, judged against the build.
-fn export_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
-    let noop_path = crate::deploy::filters::module_dir().join("noop.wasm");
+/// The no-op module, fault.wasm and the bundle, each as cargo built it and as shipped (finished by
+/// `deploy::finish`: the callbacks no module uses taken out, `wasm-opt -Oz`), judged against the
+/// cargo build.
+fn finish_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
+    let built = |file: &str| crate::deploy::filters::cargo_module_dir().join(file);
     let noop = |path: std::path::PathBuf| WasmFilter::new("noop", path, json!({}));
     let fault = |path: std::path::PathBuf| WasmFilter::new("fault", path, fault_config());
     let configs = chain_configs(tokens);
     let bundle_config = crate::deploy::filters::bundle_config(configs.iter().map(|(name, config)| (*name, config)));
-    let bundle_path = module_path(crate::deploy::filters::BUNDLE.name)?;
-    let bundle =
-        |path: std::path::PathBuf| WasmFilter::new(crate::deploy::filters::BUNDLE.name, path, bundle_config.clone());
-    const BUNDLE_CASE: &str = "bundle (meshplug.wasm), same chain";
+    let bundle_kind = crate::deploy::filters::BUNDLE;
+    let bundle = |path: std::path::PathBuf| WasmFilter::new(bundle_kind.name, path, bundle_config.clone());
+    const NOOP_BUILT: &str = "no-op module as cargo built it";
+    const FAULT_BUILT: &str = "fault.wasm as cargo built it, not firing";
+    const BUNDLE_BUILT: &str = "bundle (meshplug.wasm) as cargo built it, same chain";
     Ok(vec![
+        case(NOOP_BUILT, BARE, setup_with(vec![noop(built("noop.wasm"))], vec![]), Load::Plain),
+        case("no-op module as shipped", NOOP_BUILT, setup_with(vec![noop(noop_module()?)], vec![]), Load::Plain),
+        case(FAULT_BUILT, BARE, setup_with(vec![fault(built("fault.wasm"))], vec![]), Load::Plain),
         case(
-            "no-op module without its unused callbacks",
-            NOOP,
-            setup_with(vec![noop(without_unused_callbacks(&noop_path)?)], vec![]),
-            Load::Plain,
-        ),
-        case("fault.wasm, not firing", NOOP, setup_with(vec![fault(module_path("fault")?)], vec![]), Load::Plain),
-        case(
-            "fault.wasm without its unused callbacks, not firing",
-            "fault.wasm, not firing",
-            setup_with(vec![fault(without_unused_callbacks(&module_path("fault")?)?)], vec![]),
+            "fault.wasm as shipped, not firing",
+            FAULT_BUILT,
+            setup_with(vec![fault(module_path("fault")?)], vec![]),
             Load::Plain,
         ),
         case(
-            BUNDLE_CASE,
-            NOOP,
-            with_routes(setup_with(vec![bundle(bundle_path.clone())], vec![]), variant_routes()),
+            BUNDLE_BUILT,
+            BARE,
+            with_routes(setup_with(vec![bundle(built(&bundle_kind.module_file()))], vec![]), variant_routes()),
             tokens.repeated(),
         ),
         case(
-            "bundle without its unused callbacks",
-            BUNDLE_CASE,
-            with_routes(setup_with(vec![bundle(without_unused_callbacks(&bundle_path)?)], vec![]), variant_routes()),
+            "bundle as shipped, same chain",
+            BUNDLE_BUILT,
+            with_routes(setup_with(vec![bundle(module_path(bundle_kind.name)?)], vec![]), variant_routes()),
             tokens.repeated(),
         ),
     ])
@@ -597,7 +509,7 @@ fn chain_configs(tokens: &Tokens) -> [(&'static str, Value); 4] {
 }
 
 /// Host calls priced: the no-op module making one kind of call ten times per request.
-fn hostcall_cases() -> Vec<BenchCase> {
+fn hostcall_cases() -> anyhow::Result<Vec<BenchCase>> {
     const OPS: [&str; 10] = [
         "get_header",
         "get_headers",
@@ -610,7 +522,7 @@ fn hostcall_cases() -> Vec<BenchCase> {
         "time",
         "response_header",
     ];
-    let module = crate::deploy::filters::module_dir().join("noop.wasm");
+    let module = noop_module()?;
     let repeated = |op: &str, times: usize| {
         let noop = WasmFilter::new("noop", module.clone(), json!({ "op": op, "times": times }));
         case(&format!("no-op module + {times} × {op}"), NOOP, setup_with(vec![noop], vec![]), Load::Plain)
@@ -622,12 +534,12 @@ fn hostcall_cases() -> Vec<BenchCase> {
     let token = format!("Bearer {}", "x".repeat(800));
     let mut remove = repeated("remove_authorization", 1);
     remove.load = Load::Header("authorization".into(), token.clone());
-    let mut floor = noop_case();
+    let mut floor = noop_case()?;
     floor.name = format!("{NOOP}, with an authorization header");
     floor.load = Load::Header("authorization".into(), token);
     remove.baseline = Some(floor.name.clone());
     cases.extend([floor, remove]);
-    cases
+    Ok(cases)
 }
 
 /// The bundle with the chain's first 1, 2, 3 and 4 filters: what each filter adds inside the bundle.
