@@ -31,13 +31,14 @@ pub enum Action {
 /// Envoy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcCall {
-    pub cluster: String,
+    /// The cluster's name, for log lines (shared by every call, not copied).
+    pub cluster: std::rc::Rc<str>,
     /// The serialized `envoy.config.core.v3.GrpcService` naming the cluster and `:authority` (built once,
     /// with [`grpc_service`], when the filter is configured; shared by every call, not copied).
     pub upstream: std::rc::Rc<[u8]>,
     /// Fully qualified service name, e.g. `envoy.service.ratelimit.v3.RateLimitService`.
-    pub service: String,
-    pub method: String,
+    pub service: &'static str,
+    pub method: &'static str,
     /// The request message, serialized.
     pub message: Vec<u8>,
     pub timeout: Duration,

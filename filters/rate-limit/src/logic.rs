@@ -174,6 +174,8 @@ pub struct RateLimit {
     global_log: LogThrottle,
     /// The rate limit service's serialized GrpcService, built once here rather than per request.
     upstream: std::rc::Rc<[u8]>,
+    /// The rate limit service's cluster name (log lines of a failed call).
+    cluster: std::rc::Rc<str>,
 }
 
 /// The quota a request's own `ratelimit-*` headers carry (set before the service was asked).
@@ -234,7 +236,17 @@ impl RateLimit {
             .as_ref()
             .map_or_else(Vec::new, |svc| meshplug_common::reply::grpc_service(&svc.cluster, &svc.authority()))
             .into();
-        Ok(Self { config, rules, now, seed: Cell::new((0, 0)), seed_key, global_log: LogThrottle::default(), upstream })
+        let cluster = config.rate_limit_service.as_ref().map_or("", |svc| svc.cluster.as_str()).into();
+        Ok(Self {
+            config,
+            rules,
+            now,
+            seed: Cell::new((0, 0)),
+            seed_key,
+            global_log: LogThrottle::default(),
+            upstream,
+            cluster,
+        })
     }
 
     pub fn from_json(bytes: &[u8], instance: &str) -> Result<Self, ConfigError> {
@@ -364,10 +376,10 @@ impl RateLimit {
             (Some(svc), false) => {
                 let message = global::encode_request(&svc.domain, &descriptors);
                 let call = GrpcCall {
-                    cluster: svc.cluster.clone(),
+                    cluster: self.cluster.clone(),
                     upstream: self.upstream.clone(),
-                    service: global::SERVICE.into(),
-                    method: global::METHOD.into(),
+                    service: global::SERVICE,
+                    method: global::METHOD,
                     message,
                     timeout: svc.timeout.0,
                     carry: Carry { headers, indices },

@@ -11,7 +11,7 @@ use std::time::Duration;
 #[derive(Args)]
 pub struct Bench {
     /// The suite: `all` (default: every case below in one run), `rate-limit`, `jwt-authz`, `canary`,
-    /// `fault` or `chain`; not in `all`: `steps`, `hostcalls`, `global`, `exports`, and `calls` (host calls
+    /// `fault` or `chain`; not in `all`: `steps`, `hostcalls`, `global`, `finish`, and `calls` (host calls
     /// counted per request, not timed).
     #[arg(default_value = "all")]
     suite: String,

@@ -28,7 +28,7 @@ enum Cmd {
     /// Run a local Envoy with a workload's filter chain and echo upstreams until Ctrl-C.
     Up(lab::Up),
     /// Build every module (cargo, release, wasm32-wasip1) and finish it as shipped (binaryen: the
-    /// callbacks no module uses taken out, `wasm-opt -Oz`) into target/modules; print their sizes.
+    /// callbacks no module uses taken out) into target/modules; print their sizes.
     Build(deploy::Build),
     /// Check a composition (every pluginConfig through the filter's own parser), or a directory of
     /// manifests (Istio 1.29 CRD schemas plus meshplug's checks). Errors name file, resource, JSON pointer.

@@ -1,8 +1,12 @@
 //! The step after cargo that makes a module what we ship: binaryen's `wasm-metadce` takes out the
-//! proxy-wasm callbacks no meshplug module uses (and the code only they reach), then `wasm-opt -Oz`
-//! shrinks the rest. Envoy enters a callback only when the module exports it (proxy-wasm-cpp-host
+//! proxy-wasm callbacks no meshplug module uses (and the code only they reach). Envoy enters a callback only when the module exports it (proxy-wasm-cpp-host
 //! `src/wasm.cc` looks each one up once, at load; `src/context.cc` skips a missing one), and the SDK
 //! exports them all, so every request paid for entering callbacks that do nothing.
+//!
+//! No `wasm-opt` pass after it: `wasm-opt -Oz` (or `-O2`) takes another 8–10% off the bytes but made
+//! Envoy's resident memory 11 MiB (fault.wasm) and 16 MiB (the bundle) larger at two workers, at the
+//! same speed; the same bytes only rewritten by binaryen, or with `--memory-packing` alone, did not
+//! (BENCHMARKS.md, "Finished as shipped"). Memory per pod is what the bytes were to save.
 //!
 //! Deterministic: the same cargo output and the same binaryen give the same bytes, so one build has
 //! one digest (`render`'s sha256 pinning and `push` read the same file). A finished module records what
@@ -38,7 +42,7 @@ const FEATURES: [&str; 4] =
     ["--enable-bulk-memory", "--enable-sign-ext", "--enable-mutable-globals", "--enable-nontrapping-float-to-int"];
 
 /// What a finished module is made with; a change here makes every module again.
-const RECIPE: &str = "wasm-metadce(UNUSED_CALLBACKS) | wasm-opt -Oz --strip-debug --strip-producers";
+const RECIPE: &str = "wasm-metadce(UNUSED_CALLBACKS)";
 
 /// Makes `output` from cargo's `input` unless it is already made from the same bytes the same way.
 pub fn finish(input: &Path, output: &Path) -> anyhow::Result<()> {
@@ -54,21 +58,16 @@ pub fn finish(input: &Path, output: &Path) -> anyhow::Result<()> {
     let dir = output.parent().ok_or_else(|| anyhow::anyhow!("{}: no directory", output.display()))?;
     std::fs::create_dir_all(dir)?;
     let pruned = output.with_extension(format!("metadce.{}", std::process::id()));
-    let optimized = output.with_extension(format!("oz.{}", std::process::id()));
     let graph = output.with_extension(format!("graph.{}.json", std::process::id()));
     let made = (|| {
         std::fs::write(&graph, serde_json::to_vec(&reachability_graph(&exports(&wasm)?))?)?;
         run(Command::new("wasm-metadce").arg(input).arg("--graph-file").arg(&graph).arg("-o").arg(&pruned))?;
-        run(Command::new("wasm-opt")
-            .arg(&pruned)
-            .args(["-Oz", "--strip-debug", "--strip-producers", "-o"])
-            .arg(&optimized))?;
         // Rename last: a reader sees the old module or the new one, never half of one.
-        std::fs::rename(&optimized, output)?;
+        std::fs::rename(&pruned, output)?;
         std::fs::write(&stamp_file, &stamp)?;
         Ok(())
     })();
-    for temp in [&pruned, &optimized, &graph] {
+    for temp in [&pruned, &graph] {
         let _ = std::fs::remove_file(temp);
     }
     made
@@ -79,7 +78,8 @@ fn binaryen_version() -> anyhow::Result<String> {
     static VERSION: OnceLock<Result<String, String>> = OnceLock::new();
     VERSION
         .get_or_init(|| {
-            let out = Command::new("wasm-opt").arg("--version").output().map_err(|e| missing("wasm-opt", &e))?;
+            let out =
+                Command::new("wasm-metadce").arg("--version").output().map_err(|e| missing("wasm-metadce", &e))?;
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         })
         .clone()

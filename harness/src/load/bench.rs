@@ -461,7 +461,7 @@ fn fault_cases() -> anyhow::Result<Vec<BenchCase>> {
 }
 
 /// The no-op module, fault.wasm and the bundle, each as cargo built it and as shipped (finished by
-/// `deploy::finish`: the callbacks no module uses taken out, `wasm-opt -Oz`), judged against the
+/// `deploy::finish`: the callbacks no module uses taken out), judged against the
 /// cargo build.
 fn finish_cases(tokens: &Tokens) -> anyhow::Result<Vec<BenchCase>> {
     let built = |file: &str| crate::deploy::filters::cargo_module_dir().join(file);

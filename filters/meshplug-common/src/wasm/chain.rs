@@ -227,7 +227,7 @@ fn read_answer(size: usize) -> CallOutcome {
 
 /// Starts a gRPC call through the SDK from `ctx` (which the SDK then gives the answer to).
 fn dispatch(ctx: &dyn Context, call: &GrpcCall) -> Result<u32, u32> {
-    ffi::dispatch_grpc_call(ctx, &call.upstream, &call.service, &call.method, &call.message, call.timeout)
+    ffi::dispatch_grpc_call(ctx, &call.upstream, call.service, call.method, &call.message, call.timeout)
 }
 
 /// One filter's proxy-wasm side, built from its pluginConfig in `on_configure`.

@@ -306,7 +306,7 @@ fn a_global_rule_asks_the_service_after_the_local_limits() {
     let req = get().with("x-user", "alice");
     let v = h.run(&rl, &req);
     let c = call(&v);
-    assert_eq!((c.cluster.as_str(), c.service.as_str(), c.method.as_str()), ("rls", global::SERVICE, global::METHOD));
+    assert_eq!((&*c.cluster, c.service, c.method), ("rls", global::SERVICE, global::METHOD));
     assert_eq!(c.timeout, Duration::from_millis(250));
     assert_eq!(
         &*c.upstream,
