@@ -75,16 +75,7 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, Malformed> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let (&b, rest) = self.rest.split_first().ok_or(Malformed)?;
-            self.rest = rest;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(Malformed)
+        varint(&mut self.rest)
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8], Malformed> {
@@ -127,6 +118,21 @@ impl<'a> Iterator for Reader<'a> {
         }
         Some(field)
     }
+}
+
+/// Reads one base-128 varint (protobuf's varint, Wasm's unsigned LEB128) from the front of `bytes`,
+/// advancing past it; at most 10 bytes, never reading past the end.
+pub fn varint(bytes: &mut &[u8]) -> Result<u64, Malformed> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let (&b, rest) = bytes.split_first().ok_or(Malformed)?;
+        *bytes = rest;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(Malformed)
 }
 
 #[cfg(test)]

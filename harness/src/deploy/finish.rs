@@ -113,18 +113,13 @@ fn reachability_graph(exports: &[String]) -> Vec<Value> {
 
 /// The names a module exports (its export section).
 pub fn exports(wasm: &[u8]) -> anyhow::Result<Vec<String>> {
-    fn leb(b: &[u8], at: &mut usize) -> anyhow::Result<u32> {
-        let (mut v, mut shift) = (0u32, 0);
-        loop {
-            let byte = *b.get(*at).ok_or_else(|| anyhow::anyhow!("truncated module"))?;
-            *at += 1;
-            v |= u32::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-            shift += 7;
-            anyhow::ensure!(shift < 35, "bad LEB128");
-        }
+    // Wasm's unsigned LEB128 is protobuf's varint.
+    fn leb(b: &[u8], at: &mut usize) -> anyhow::Result<u64> {
+        let mut rest = b.get(*at..).unwrap_or_default();
+        let before = rest.len();
+        let v = meshplug_common::proto::varint(&mut rest).map_err(|_| anyhow::anyhow!("truncated module"))?;
+        *at += before - rest.len();
+        Ok(v)
     }
     anyhow::ensure!(wasm.get(..4) == Some(b"\0asm"), "not a Wasm module");
     let mut at = 8;
