@@ -15,8 +15,10 @@ use meshplug_common::claims::{claim_value, CLAIMS_PROPERTY};
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, Request};
 use meshplug_common::path::cookie_values;
+use meshplug_common::reply::{Header, Text};
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
+use std::rc::Rc;
 
 pub const FILTER: &str = "canary";
 
@@ -51,12 +53,12 @@ pub fn metric_names(config: &CanaryConfig) -> Vec<String> {
 /// The filter's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    pub variant: String,
+    pub variant: Text,
     pub via: Via,
     /// The routing header and its value (the client's value is removed first).
-    pub route_header: (String, String),
+    pub route_header: Header,
     /// Headers for the response: the variant (`exposeVariant`), the pinning cookie.
-    pub response_headers: Vec<(String, String)>,
+    pub response_headers: Vec<Header>,
 }
 
 pub struct Canary {
@@ -65,6 +67,9 @@ pub struct Canary {
     total: u64,
     keys: (u64, u64),
     max_age_secs: u64,
+    /// The routing header's name and the variants' names, made once: a decision shares them.
+    header: Rc<str>,
+    names: Vec<Rc<str>>,
 }
 
 impl Canary {
@@ -76,7 +81,9 @@ impl Canary {
         let k1 = h.finish();
         let max_age_secs = config.split.set_cookie.as_ref().map(|c| c.max_age.0.as_secs()).unwrap_or(0);
         let total = config.split.variants.iter().map(|v| u64::from(v.weight)).sum();
-        Self { config, total, keys: (k0, k1), max_age_secs }
+        let header = Rc::from(config.header.as_str());
+        let names = config.split.variants.iter().map(|v| Rc::from(v.name.as_str())).collect();
+        Self { config, total, keys: (k0, k1), max_age_secs, header, names }
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
@@ -164,20 +171,23 @@ impl Canary {
             let total = u32::try_from(self.total).unwrap_or(u32::MAX);
             (self.variant_at(u64::from(random.below(total))), Via::Random)
         });
-        let name = c.split.variants.get(index).map(|v| v.name.clone()).unwrap_or_default();
+        let name = self.names.get(index).map_or(Text::Static(""), Text::from);
         metrics.increment(self.metric(index, 0));
         metrics.increment(self.metric(index, 1 + via as usize));
         let mut response_headers = Vec::new();
         if c.expose_variant {
-            response_headers.push((c.header.clone(), name.clone()));
+            response_headers.push((Text::from(&self.header), name.clone()));
         }
         if let (Via::Random, Some(sc)) = (via, &c.split.set_cookie) {
             response_headers.push((
-                "set-cookie".into(),
-                format!("{}={name}; Max-Age={}; Path={}; HttpOnly; SameSite=Lax", sc.name, self.max_age_secs, sc.path),
+                Text::Static("set-cookie"),
+                Text::Owned(format!(
+                    "{}={name}; Max-Age={}; Path={}; HttpOnly; SameSite=Lax",
+                    sc.name, self.max_age_secs, sc.path
+                )),
             ));
         }
-        Decision { variant: name.clone(), via, route_header: (c.header.clone(), name), response_headers }
+        Decision { variant: name.clone(), via, route_header: (Text::from(&self.header), name), response_headers }
     }
 }
 

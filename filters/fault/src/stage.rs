@@ -5,7 +5,7 @@
 use crate::logic::{Env, Fault, FAULT_HEADER, FILTER, METRIC_NAMES};
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::SeededRandom;
-use meshplug_common::reply::Action as Decided;
+use meshplug_common::reply::{Action as Decided, Text};
 use meshplug_common::wasm::chain::{ChainRequest, Stage, Step};
 use meshplug_common::wasm::{ProxyMetrics, ProxySharedData};
 use std::cell::RefCell;
@@ -43,7 +43,7 @@ impl Stage for FaultStage {
         };
         let mut response_headers = Vec::new();
         if decision.delayed && matches!(decision.action, Decided::Pause { then: None, .. }) {
-            response_headers.push((FAULT_HEADER.to_string(), "delay".to_string()));
+            response_headers.push((Text::Static(FAULT_HEADER), Text::Static("delay")));
         }
         Step { action: decision.action, response_headers, notify_done: decision.holds_slot }
     }

@@ -1,6 +1,101 @@
 //! What a filter decides for a request: go on, answer it locally, wait first, or ask a service first.
 
+use std::fmt;
+use std::ops::Deref;
+use std::rc::Rc;
 use std::time::Duration;
+
+/// Text a filter hands on for a request (a header name or value): a constant, or a string made when
+/// the filter was configured, is shared rather than copied for every request; only what the request
+/// itself decides is made then.
+#[derive(Debug, Clone)]
+pub enum Text {
+    /// A constant (a header name such as `ratelimit-limit`).
+    Static(&'static str),
+    /// Made when the filter was configured (a configured header or variant name).
+    Shared(Rc<str>),
+    /// Made for this request (a number, a cookie).
+    Owned(String),
+}
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+
+    /// The text as a `String` (a copy only when it is not already one).
+    pub fn into_string(self) -> String {
+        match self {
+            Text::Owned(s) => s,
+            other => other.as_str().to_string(),
+        }
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Equal when the text is, however it is held.
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<&'static str> for Text {
+    fn from(s: &'static str) -> Self {
+        Text::Static(s)
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text::Owned(s)
+    }
+}
+
+impl From<&Rc<str>> for Text {
+    fn from(s: &Rc<str>) -> Self {
+        Text::Shared(Rc::clone(s))
+    }
+}
+
+/// A header a filter puts on the response: name and value.
+pub type Header = (Text, Text);
 
 /// A response the filter sends instead of forwarding the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +146,7 @@ pub struct GrpcCall {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Carry {
     /// Response headers decided before asking (the filter then decides them as a whole).
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<Header>,
     /// The filter's own indices for the parts of its question (rate-limit: the rule of each
     /// descriptor, in the order the answer's statuses come back).
     pub indices: Vec<usize>,

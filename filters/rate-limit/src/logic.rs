@@ -20,7 +20,7 @@ use governor::{Quota, RateLimiter};
 use meshplug_common::config::ConfigError;
 use meshplug_common::counter::MAX_CAS_RETRIES;
 use meshplug_common::host::{Metrics, Random, Request, SharedData, SharedDataError, CREATE_ONLY};
-use meshplug_common::reply::{Action, CallOutcome, Carry, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED};
+use meshplug_common::reply::{Action, CallOutcome, Carry, GrpcCall, Header, LocalReply, Text, GRPC_DEADLINE_EXCEEDED};
 use meshplug_common::throttle::LogThrottle;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::cell::Cell;
@@ -152,12 +152,12 @@ pub struct Verdict {
     /// `Continue`, `Respond` with the refusal, or `Call` the rate limit service (global rules).
     pub action: Action,
     /// Headers to add to the upstream's response (when the request goes on).
-    pub response_headers: Vec<(String, String)>,
+    pub response_headers: Vec<Header>,
     /// Headers the rate limit service asked to add to the request (when it goes on).
     pub request_headers: Vec<(String, String)>,
 }
 
-fn verdict(action: Action, response_headers: Vec<(String, String)>) -> Verdict {
+fn verdict(action: Action, response_headers: Vec<Header>) -> Verdict {
     Verdict { action, response_headers, request_headers: Vec::new() }
 }
 
@@ -179,8 +179,8 @@ pub struct RateLimit {
 }
 
 /// The quota a request's own `ratelimit-*` headers carry (set before the service was asked).
-fn parse_quota(headers: &[(String, String)]) -> Option<QuotaState> {
-    let get = |name: &str| headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<u64>().ok());
+fn parse_quota(headers: &[Header]) -> Option<QuotaState> {
+    let get = |name: &str| headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| v.parse::<u64>().ok());
     Some(QuotaState {
         limit: u32::try_from(get("ratelimit-limit")?).ok()?,
         remaining: u32::try_from(get("ratelimit-remaining")?).ok()?,
@@ -390,14 +390,16 @@ impl RateLimit {
         }
     }
 
-    fn quota_headers(&self, shown: Option<QuotaState>) -> Vec<(String, String)> {
-        let mut headers = Vec::new();
-        if let (true, Some(q)) = (self.config.response.headers, shown) {
-            headers.push(("ratelimit-limit".to_string(), q.limit.to_string()));
-            headers.push(("ratelimit-remaining".to_string(), q.remaining.to_string()));
-            headers.push(("ratelimit-reset".to_string(), q.reset.to_string()));
+    /// The `ratelimit-*` headers for `shown` (the names are constants: only the numbers are made).
+    fn quota_headers(&self, shown: Option<QuotaState>) -> Vec<Header> {
+        match (self.config.response.headers, shown) {
+            (true, Some(q)) => vec![
+                (Text::Static("ratelimit-limit"), Text::Owned(q.limit.to_string())),
+                (Text::Static("ratelimit-remaining"), Text::Owned(q.remaining.to_string())),
+                (Text::Static("ratelimit-reset"), Text::Owned(q.reset.to_string())),
+            ],
+            _ => Vec::new(),
         }
-        headers
     }
 
     /// The refusal: the configured status and body (or the service's body), quota headers and
@@ -409,7 +411,8 @@ impl RateLimit {
         extra: Vec<(String, String)>,
         body: Option<Vec<u8>>,
     ) -> Verdict {
-        let mut headers = self.quota_headers(shown);
+        let mut headers: Vec<(String, String)> =
+            self.quota_headers(shown).into_iter().map(|(k, v)| (k.into_string(), v.into_string())).collect();
         if self.config.response.headers {
             headers.push(("retry-after".to_string(), secs_ceil(wait).max(1).to_string()));
         }
@@ -550,7 +553,7 @@ impl RateLimit {
             return self.refuse(shown, wait, service_headers, body);
         }
         let mut headers = self.quota_headers(shown);
-        headers.extend(service_headers);
+        headers.extend(service_headers.into_iter().map(|(k, v)| (Text::Owned(k), Text::Owned(v))));
         Verdict { action: Action::Continue, response_headers: headers, request_headers }
     }
 

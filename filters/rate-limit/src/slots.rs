@@ -19,6 +19,8 @@
 //! the `shared_bucket` metric) and may be limited together.
 
 use meshplug_common::host::{SharedData, SharedDataError, CREATE_ONLY};
+use std::cell::RefCell;
+use std::fmt::Write as _;
 
 const VERSION: u8 = 1;
 
@@ -48,7 +50,11 @@ pub struct Slot {
 /// The slots of one rule.
 #[derive(Debug, Clone)]
 pub struct SlotTable {
-    prefix: String,
+    /// `<prefix>.` then the index of the slot last named: every slot's shared-data key is written
+    /// here in place, so naming one allocates nothing per request.
+    key: RefCell<String>,
+    /// The length of `<prefix>.`.
+    prefix_len: usize,
     max_keys: u32,
     limits: usize,
 }
@@ -77,11 +83,20 @@ impl Read {
 impl SlotTable {
     /// `prefix` names the plugin and rule, e.g. `meshplug.rate_limit.rate-limit.per-user`.
     pub fn new(prefix: String, max_keys: u32, limits: usize) -> Self {
-        Self { prefix, max_keys: max_keys.max(1), limits }
+        let mut key = prefix;
+        key.push('.');
+        // Room for any index: the buffer never grows on a request.
+        key.reserve(10);
+        let prefix_len = key.len();
+        Self { key: RefCell::new(key), prefix_len, max_keys: max_keys.max(1), limits }
     }
 
-    pub fn key(&self, index: u32) -> String {
-        format!("{}.{index}", self.prefix)
+    /// Calls `f` with slot `index`'s shared-data key, `<prefix>.<index>`, written in place.
+    fn with_key<R>(&self, index: u32, f: impl FnOnce(&str) -> R) -> R {
+        let mut key = self.key.borrow_mut();
+        key.truncate(self.prefix_len);
+        let _ = write!(key, "{index}");
+        f(&key)
     }
 
     /// The two candidate slots of a key with hashes `h1`, `h2` (distinct when `maxKeys` > 1).
@@ -96,7 +111,7 @@ impl SlotTable {
     }
 
     fn read(&self, shared: &dyn SharedData, index: u32) -> Read {
-        let (bytes, cas) = shared.get(&self.key(index));
+        let (bytes, cas) = self.with_key(index, |key| shared.get(key));
         let exists = bytes.is_some();
         Read { state: bytes.and_then(|b| decode(&b, self.limits)), exists, cas }
     }
@@ -146,7 +161,8 @@ impl SlotTable {
     /// Writes the bucket back with compare-and-swap against the token it was read with.
     pub fn store(&self, shared: &dyn SharedData, slot: &Slot, tats: &[u64]) -> Result<(), SharedDataError> {
         // A slot that did not exist has no token: create it only if no other worker has meanwhile.
-        shared.set(&self.key(slot.index), &encode(slot.owner, tats), Some(slot.cas.unwrap_or(CREATE_ONLY)))
+        let value = encode(slot.owner, tats);
+        self.with_key(slot.index, |key| shared.set(key, &value, Some(slot.cas.unwrap_or(CREATE_ONLY))))
     }
 }
 

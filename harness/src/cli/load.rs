@@ -28,6 +28,11 @@ pub struct Bench {
     /// (default: bench-<suite>.svg under the target directory).
     #[arg(long)]
     chart: Option<PathBuf>,
+    /// A directory of other builds of the modules (same file names, e.g. another commit's
+    /// target/modules): every Wasm case also runs with those, in the same rounds, compared with the
+    /// case as built here.
+    #[arg(long)]
+    against: Option<PathBuf>,
 }
 
 impl Bench {
@@ -42,7 +47,7 @@ impl Bench {
         let chart = self.chart.unwrap_or_else(|| {
             meshplug_harness::deploy::filters::target_dir().join(format!("bench-{}.svg", self.suite))
         });
-        println!("{}", bench::report(&self.suite, &opts, Some(&chart))?);
+        println!("{}", bench::report(&self.suite, &opts, Some(&chart), self.against.as_deref())?);
         if self.suite != "calls" {
             println!("chart: {}", chart.display());
         }

@@ -709,8 +709,20 @@ pub fn run(cases: &[BenchCase], opts: &BenchOptions) -> anyhow::Result<Vec<Bench
 /// `meshplug bench SUITE`: runs the suite (stopping the services it started, also when it fails) and
 /// returns the report: how it was run, the figures side by side, the modules' sizes; with `chart`,
 /// also writes the run there as an SVG bar chart ([`crate::load::chart`]).
-pub fn report(suite_name: &str, opts: &BenchOptions, chart: Option<&std::path::Path>) -> anyhow::Result<String> {
-    let cases = suite(suite_name)?;
+///
+/// With `against`, a directory of other builds of the modules (e.g. another commit's
+/// `target/modules`, or the same code built another way): every Wasm case runs a second time with the
+/// modules taken from there, in the same rounds, compared with the case as built here.
+pub fn report(
+    suite_name: &str,
+    opts: &BenchOptions,
+    chart: Option<&std::path::Path>,
+    against: Option<&std::path::Path>,
+) -> anyhow::Result<String> {
+    let mut cases = suite(suite_name)?;
+    if let Some(dir) = against {
+        cases = with_modules_from(cases, dir)?;
+    }
     if suite_name == "calls" {
         return Ok(format!(
             "\nmeshplug bench calls: host calls and callbacks per request in steady state (the third request of \
@@ -737,6 +749,37 @@ pub fn report(suite_name: &str, opts: &BenchOptions, chart: Option<&std::path::P
         table(&results),
         crate::deploy::filters::size_table()
     ))
+}
+
+/// `cases`, each Wasm case followed by the same case with its modules (same file names) from `dir`,
+/// named `<case>, modules from <dir>` and compared with the case: its "× that" is the other build's
+/// throughput over this one's.
+pub fn with_modules_from(cases: Vec<BenchCase>, dir: &std::path::Path) -> anyhow::Result<Vec<BenchCase>> {
+    let mut out = Vec::with_capacity(cases.len() * 2);
+    for case in cases {
+        let mut other = case.clone();
+        for filter in &mut other.setup.filters {
+            let file = filter
+                .module
+                .file_name()
+                .ok_or_else(|| anyhow::anyhow!("{}: not a module file", filter.module.display()))?;
+            filter.module = dir.join(file);
+            anyhow::ensure!(
+                filter.module.is_file(),
+                "{} is missing (--against {})",
+                filter.module.display(),
+                dir.display()
+            );
+        }
+        let wasm = !case.setup.filters.is_empty();
+        other.name = format!("{}, modules from {}", case.name, dir.display());
+        other.baseline = Some(case.name.clone());
+        out.push(case);
+        if wasm {
+            out.push(other);
+        }
+    }
+    Ok(out)
 }
 
 /// The results as a Markdown table: req/s, µs per request, µs added over bare Envoy, ratios.
@@ -770,4 +813,49 @@ pub fn table(results: &[BenchResult]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[&str]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("meshplug-against-{}-{}", std::process::id(), files.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in files {
+            std::fs::write(dir.join(f), b"\0asm").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn against_runs_each_wasm_case_again_with_the_other_modules() {
+        let other = dir_with(&["fault.wasm"]);
+        let here = std::path::Path::new("/here/target/modules/fault.wasm");
+        let wasm = case(
+            "fault",
+            BARE,
+            setup_with(vec![WasmFilter::new("fault", here.into(), json!({}))], vec![]),
+            Load::Plain,
+        );
+        let cases = with_modules_from(vec![bare(), wasm], &other).unwrap();
+        let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        let again = format!("fault, modules from {}", other.display());
+        assert_eq!(names, ["bare Envoy", "fault", again.as_str()], "bare Envoy has no module to swap");
+        assert_eq!(cases[2].baseline.as_deref(), Some("fault"));
+        assert_eq!(cases[2].setup.filters[0].module, other.join("fault.wasm"));
+        assert_eq!(cases[1].setup.filters[0].module, here, "the case itself keeps this build's module");
+        std::fs::remove_dir_all(other).unwrap();
+    }
+
+    #[test]
+    fn against_refuses_a_directory_without_the_module() {
+        let other = dir_with(&[]);
+        let here = std::path::PathBuf::from("/here/target/modules/canary.wasm");
+        let wasm =
+            case("canary", BARE, setup_with(vec![WasmFilter::new("canary", here, json!({}))], vec![]), Load::Plain);
+        let err = with_modules_from(vec![wasm], &other).unwrap_err().to_string();
+        assert!(err.contains("canary.wasm is missing"), "{err}");
+        std::fs::remove_dir_all(other).unwrap();
+    }
 }

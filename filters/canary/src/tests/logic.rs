@@ -63,7 +63,7 @@ fn override_then_rules_then_split() {
     assert_eq!((r.variant.as_str(), r.via), ("canary", Via::Rule), "rules reach a variant with weight 0");
     let r = run(&c, &user(1));
     assert_eq!(r.variant, "stable", "kill switch");
-    assert_eq!(r.route_header, ("x-meshplug-variant".to_string(), "stable".to_string()));
+    assert_eq!(r.route_header, ("x-meshplug-variant".into(), "stable".into()));
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn without_a_key_random_and_pinned_by_cookie() {
     let r = run(&c, &TestRequest::new("GET", "/"));
     assert_eq!(r.via, Via::Random);
     let cookie = r.response_headers.iter().find(|(k, _)| k == "set-cookie").unwrap().1.clone();
-    assert_eq!(cookie, format!("mv={}; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax", r.variant));
+    assert_eq!(cookie.as_str(), format!("mv={}; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax", r.variant));
     assert!(r.response_headers.contains(&("x-meshplug-variant".into(), r.variant.clone())));
     let again = run(&c, &TestRequest::new("GET", "/").with("cookie", &format!("mv={}", r.variant)));
     assert_eq!((again.variant.clone(), again.via), (r.variant.clone(), Via::Cookie));

@@ -27,7 +27,7 @@
 use crate::config::ConfigError;
 use crate::host::{Clock, RequestHeaders, RequestProperties};
 use crate::reply::{
-    Action as Decided, CallOutcome, Carry, GrpcCall, LocalReply, GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE,
+    Action as Decided, CallOutcome, Carry, GrpcCall, Header, LocalReply, GRPC_DEADLINE_EXCEEDED, GRPC_UNAVAILABLE,
     MAX_GRPC_ANSWER,
 };
 use crate::timers::{TimerId, Timers};
@@ -48,7 +48,7 @@ pub const PARKED_TICK: Duration = Duration::from_millis(1);
 pub struct Step {
     pub action: Decided,
     /// Headers to put on the response (each replaces an upstream header, except `set-cookie`).
-    pub response_headers: Vec<(String, String)>,
+    pub response_headers: Vec<Header>,
     /// Call [`Stage::on_done`] when the request ends (e.g. to release a slot).
     pub notify_done: bool,
 }
@@ -603,7 +603,7 @@ struct RequestState {
     /// The gRPC call the request waits for.
     calling: Cell<Option<u32>>,
     /// Response headers per stage that let the request through, in chain order.
-    response_headers: RefCell<Vec<Vec<(String, String)>>>,
+    response_headers: RefCell<Vec<Vec<Header>>>,
     /// Stages to tell when the request ends.
     notify: RefCell<Vec<usize>>,
     view: ChainRequest,

@@ -2,7 +2,7 @@
 //! Everything here is thin: it moves data between Envoy's hostcalls and the pure logic.
 
 use crate::host::{Clock, Metrics, SharedData, SharedDataError};
-use crate::reply::LocalReply;
+use crate::reply::{Header, LocalReply};
 use crate::throttle::LogThrottle;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -205,9 +205,9 @@ thread_local! {
 /// Puts headers on the response of the current HTTP context (call from `on_http_response_headers`):
 /// each replaces an upstream header of the same name, except `set-cookie`, which is added. A header the
 /// host refuses is left out (logged, throttled).
-pub fn add_response_headers(headers: &[(String, String)]) {
+pub fn add_response_headers(headers: &[Header]) {
     for (name, value) in headers {
-        let result = if name == "set-cookie" {
+        let result = if *name == "set-cookie" {
             ffi::add_header(ffi::MAP_RESPONSE_HEADERS, name, value.as_bytes())
         } else {
             ffi::replace_header(ffi::MAP_RESPONSE_HEADERS, name, value.as_bytes())

@@ -39,8 +39,9 @@ fn allowed(v: &Verdict) -> bool {
     v.action == Action::Continue
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+/// A header's value in a reply's headers or a verdict's response headers.
+fn header<'a, K: AsRef<str>, V: AsRef<str>>(headers: &'a [(K, V)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v.as_ref())
 }
 
 fn reply(v: &Verdict) -> &LocalReply {
