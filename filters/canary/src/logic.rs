@@ -11,7 +11,6 @@
 //! variant's share (10% → 20%) only widens its slice `[0, share)`, so every user already on it stays.
 
 use crate::config::{CanaryConfig, StickyBy};
-use meshplug_common::claims::{claim_value, CLAIMS_PROPERTY};
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, Request};
 use meshplug_common::path::cookie_values;
@@ -121,7 +120,7 @@ impl Canary {
         let key = match self.config.split.sticky_by.as_ref()? {
             StickyBy::Cookie(name) => cookie_value(req, name)?,
             StickyBy::Header(name) => req.header(name)?,
-            StickyBy::Claim(name) => claim_value(&req.property(&[CLAIMS_PROPERTY])?, name)?.into_bytes(),
+            StickyBy::Claim(name) => req.claim(name)?.into_bytes(),
             StickyBy::ClientIp => meshplug_common::host::source_ip(req)?.to_string().into_bytes(),
         };
         (!key.is_empty()).then_some(key)

@@ -14,7 +14,7 @@ pub struct Verified {
     pub rule: usize,
     /// `iss/sub`, when the token has a `sub`.
     pub principal: Option<String>,
-    pub claims: Rc<serde_json::Map<String, serde_json::Value>>,
+    pub claims: Rc<meshplug_common::claims::Claims>,
     /// The claims as JSON, for filter state.
     pub claims_json: Rc<Vec<u8>>,
     /// `exp` in seconds since the epoch (`f64::INFINITY` when the token has none).

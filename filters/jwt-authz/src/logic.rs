@@ -8,7 +8,7 @@ use crate::policy::{decide, Auth, Decision};
 use crate::remote::RemoteKeys;
 use crate::token::{audiences, decode, numeric, Decoded, Reason};
 use crate::verify::{verify, CryptoHost};
-use meshplug_common::claims::claim_value;
+use meshplug_common::claims::{claim_of, Claims};
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Metrics, Random, RequestHeaders, SharedData};
 use meshplug_common::path::{cookie_values, query_params, split_path};
@@ -71,8 +71,16 @@ pub struct Outcome {
     pub remove_headers: Vec<String>,
     /// Request headers to set for the upstream.
     pub set_headers: Vec<(String, String)>,
-    /// Verified claims (JSON) to publish in filter state for later filters.
-    pub publish_claims: Option<Rc<Vec<u8>>>,
+    /// Verified claims to hand to later filters.
+    pub publish_claims: Option<PublishedClaims>,
+}
+
+/// A verified token's claims as later filters get them: the JSON that goes into filter state, and the
+/// same claims parsed, for later stages of the bundle (which then parse nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedClaims {
+    pub json: Rc<Vec<u8>>,
+    pub claims: Rc<Claims>,
 }
 
 /// Where a token was found.
@@ -414,7 +422,7 @@ impl JwtAuthz {
                     }
                 }
                 for c in &rule.output_claim_to_headers {
-                    match claim_value(&v.claims_json, &c.claim) {
+                    match claim_of(&v.claims, &c.claim) {
                         Some(value) if header_safe(&value) => out.set_headers.push((c.header.clone(), value)),
                         Some(_) => {
                             env.metrics.increment(Metric::OutputHeadersDropped as usize);
@@ -431,7 +439,7 @@ impl JwtAuthz {
                     }
                 }
             }
-            out.publish_claims = Some(v.claims_json.clone());
+            out.publish_claims = Some(PublishedClaims { json: v.claims_json.clone(), claims: v.claims.clone() });
         }
 
         if !self.config.policies.is_empty() {

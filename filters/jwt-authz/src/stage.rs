@@ -5,7 +5,6 @@
 use crate::logic::Metric;
 use crate::logic::{metric_names, Env, JwtAuthz, FILTER};
 use crate::verify::{decode_verify_result, encode_verify_arguments, CryptoHost};
-use meshplug_common::claims::CLAIMS_PROPERTY;
 use meshplug_common::config::ConfigError;
 use meshplug_common::host::{Clock, Metrics, SeededRandom};
 use meshplug_common::reply::{Action as Decided, LocalReply};
@@ -125,14 +124,10 @@ impl Stage for JwtStage {
                 body: HEADER_WRITE_FAILED_BODY.as_bytes().to_vec(),
             }));
         }
-        if let Some(claims) = &outcome.publish_claims {
-            if self.publish {
-                // Refused by the host (logged by the chain): later filters see no claims, as for a
-                // request without a token (rate-limit's onMissingKey, canary's fallback apply).
-                let _ = req.set_property(&[CLAIMS_PROPERTY], claims);
-            } else {
-                req.keep_property(&[CLAIMS_PROPERTY], claims);
-            }
+        if let Some(published) = outcome.publish_claims {
+            // Refused by the host (logged by the chain): later filters see no claims, as for a request
+            // without a token (rate-limit's onMissingKey, canary's fallback apply).
+            let _ = req.put_claims(&published.json, published.claims, self.publish);
         }
         Step::action(outcome.action)
     }

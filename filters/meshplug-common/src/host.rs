@@ -38,6 +38,14 @@ pub trait RequestHeaders {
 pub trait RequestProperties {
     /// The raw value of the attribute at `path`, or `None` when the host has none.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+
+    /// The claim `name` of the request's verified JWT claims as a key string
+    /// ([`crate::claims::claim_of`]), or `None` when there are no claims or no such claim. By default
+    /// the published claims property is read and parsed; a host that already holds the claims parsed
+    /// (the bundle's chain) answers from them.
+    fn claim(&self, name: &str) -> Option<String> {
+        crate::claims::claim_value(&self.property(&[crate::claims::CLAIMS_PROPERTY])?, name)
+    }
 }
 
 /// Everything a filter can read about a request.

@@ -5,7 +5,6 @@
 //! and `/%62` share `/b`'s bucket. IPv6 clients are keyed by a prefix (default /64).
 
 use crate::config::KeySpec;
-use meshplug_common::claims::{claim_value, CLAIMS_PROPERTY};
 use meshplug_common::host::{parse_ip, source_ip, Request};
 use meshplug_common::path::normalized_path;
 use std::net::{IpAddr, Ipv6Addr};
@@ -21,10 +20,7 @@ pub fn key_of(spec: &KeySpec, req: &dyn Request) -> Option<Vec<u8>> {
         KeySpec::Global => return Some(Vec::new()),
         KeySpec::Header(name) => req.header(name).filter(|v| !v.is_empty())?,
         KeySpec::Path => normalized_path(&req.header(":path")?),
-        KeySpec::Claim(name) => {
-            let published = req.property(&[CLAIMS_PROPERTY])?;
-            claim_value(&published, name).filter(|v| !v.is_empty())?.into_bytes()
-        }
+        KeySpec::Claim(name) => req.claim(name).filter(|v| !v.is_empty())?.into_bytes(),
         KeySpec::ClientIp { trusted_hops, ipv6_prefix } => {
             mask(client_ip(req, *trusted_hops)?, *ipv6_prefix).to_string().into_bytes()
         }

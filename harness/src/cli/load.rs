@@ -3,7 +3,7 @@
 use clap::Args;
 use meshplug_harness::deploy::filters::{build_modules, workspace_root};
 use meshplug_harness::lab::envoy::find_envoy;
-use meshplug_harness::load::{bench, soak};
+use meshplug_harness::load::{bench, profile, soak};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,8 +11,9 @@ use std::time::Duration;
 #[derive(Args)]
 pub struct Bench {
     /// The suite: `all` (default: every case below in one run), `rate-limit`, `jwt-authz`, `canary`,
-    /// `fault` or `chain`; not in `all`: `steps`, `hostcalls`, `global`, `finish`, and `calls` (host calls
-    /// counted per request, not timed).
+    /// `fault` or `chain`; not in `all`: `steps`, `hostcalls`, `global`, `finish`, `calls` (host calls
+    /// counted per request, not timed) and `profile` (where each Wasm case's module time goes, sampled
+    /// under Node's V8; not timed in Envoy).
     #[arg(default_value = "all")]
     suite: String,
     #[arg(long, default_value_t = 5)]
@@ -33,10 +34,21 @@ pub struct Bench {
     /// case as built here.
     #[arg(long)]
     against: Option<PathBuf>,
+    /// `profile` only: requests profiled per case.
+    #[arg(long, default_value_t = 10_000)]
+    requests: usize,
+    /// `profile` only: functions listed per case.
+    #[arg(long, default_value_t = 12)]
+    top: usize,
 }
 
 impl Bench {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        if self.suite == "profile" {
+            anyhow::ensure!(self.against.is_none(), "--against does not apply to `bench profile`");
+            println!("{}", profile::report(&bench::suite("profile")?, self.requests, self.top)?);
+            return Ok(ExitCode::SUCCESS);
+        }
         let envoy = find_envoy(self.envoy.as_deref(), &workspace_root()).map_err(anyhow::Error::msg)?;
         let opts = bench::BenchOptions {
             envoy,

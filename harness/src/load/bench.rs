@@ -80,8 +80,20 @@ pub fn bare() -> BenchCase {
 }
 
 /// The suites `meshplug bench` knows; `all` is every case of the others, each once, in one run.
-pub const SUITES: [&str; 11] =
-    ["all", "rate-limit", "jwt-authz", "canary", "fault", "chain", "steps", "hostcalls", "global", "calls", "finish"];
+pub const SUITES: [&str; 12] = [
+    "all",
+    "rate-limit",
+    "jwt-authz",
+    "canary",
+    "fault",
+    "chain",
+    "steps",
+    "hostcalls",
+    "global",
+    "calls",
+    "finish",
+    "profile",
+];
 
 /// The cases of a suite by name (see [`SUITES`]).
 pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
@@ -102,6 +114,8 @@ pub fn suite(name: &str) -> anyhow::Result<Vec<BenchCase>> {
         "finish" => vec![finish_cases(&Tokens::mint())?],
         // Not timed: the host calls of every Wasm case of `all` ([`crate::load::calls`]).
         "calls" => return suite("all"),
+        // Not timed in Envoy: where each Wasm case's module time goes ([`crate::load::profile`]).
+        "profile" => return suite("all"),
         "all" => {
             let tokens = Tokens::mint();
             vec![rate_limit_cases()?, jwt_cases(&tokens)?, canary_cases()?, fault_cases()?, chain_cases(&tokens)?]

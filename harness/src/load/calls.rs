@@ -10,8 +10,11 @@ use crate::lab::bootstrap::WasmFilter;
 use crate::load::bench::{BenchCase, Load};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Numbers the input files of concurrent runs (tests run several at once).
+static INPUTS: AtomicUsize = AtomicUsize::new(0);
 
 /// What one request cost in crossings, summed over the chain's modules.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,6 +79,18 @@ pub fn load_request(load: &Load, n: usize) -> Vec<(String, String)> {
 /// Runs `filters` (in chain order, each its own VM as in Envoy) on `requests`, one after the other
 /// on the same VMs, and returns what each request cost.
 pub fn count(filters: &[WasmFilter], requests: &[Vec<(String, String)>]) -> anyhow::Result<Vec<RequestCalls>> {
+    let out = run_host(filters, requests, &[])?;
+    let results: Vec<Value> = serde_json::from_slice(&out)?;
+    Ok(results.iter().map(parse).collect())
+}
+
+/// Runs `scripts/proxy-wasm-host.mjs` under Node (with `node_args` before the script) on `filters`
+/// and `requests`, and returns what it printed.
+pub(crate) fn run_host(
+    filters: &[WasmFilter],
+    requests: &[Vec<(String, String)>],
+    node_args: &[&std::ffi::OsStr],
+) -> anyhow::Result<Vec<u8>> {
     let spec = json!({
         "filters": filters.iter().map(|f| json!({
             "module": f.module,
@@ -86,17 +101,29 @@ pub fn count(filters: &[WasmFilter], requests: &[Vec<(String, String)>]) -> anyh
         // The benchmark's direct_response: 200 with a 3-byte body.
         "response": { "headers": [[":status", "200"], ["content-length", "3"], ["content-type", "text/plain"]], "body": "ok\n" },
     });
+    // The host reads its input with one synchronous read of stdin, which a pipe would cut short at
+    // its buffer's size (EAGAIN): the input goes through a file.
+    let input = crate::deploy::filters::target_dir().join(format!(
+        "proxy-wasm-host-input.{}.{}.json",
+        std::process::id(),
+        INPUTS.fetch_add(1, Ordering::Relaxed)
+    ));
+    if let Some(dir) = input.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&input, spec.to_string())?;
     let script = workspace_root().join("scripts/proxy-wasm-host.mjs");
-    let mut child = Command::new("node")
-        .arg("--no-warnings")
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot run node {} ({e}); `scripts/setup` installs Node", script.display()))?;
-    child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?.write_all(spec.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
+    let out = std::fs::File::open(&input).map_err(anyhow::Error::from).and_then(|stdin| {
+        Command::new("node")
+            .arg("--no-warnings")
+            .args(node_args)
+            .arg(&script)
+            .stdin(Stdio::from(stdin))
+            .output()
+            .map_err(|e| anyhow::anyhow!("cannot run node {} ({e}); `scripts/setup` installs Node", script.display()))
+    });
+    let _ = std::fs::remove_file(&input);
+    let out = out?;
     anyhow::ensure!(
         out.status.success(),
         "{} failed ({}): {}",
@@ -104,8 +131,7 @@ pub fn count(filters: &[WasmFilter], requests: &[Vec<(String, String)>]) -> anyh
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout)?;
-    Ok(results.iter().map(parse).collect())
+    Ok(out.stdout)
 }
 
 fn parse(v: &Value) -> RequestCalls {

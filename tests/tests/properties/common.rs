@@ -7,7 +7,7 @@ use meshplug_common::config::parse_value;
 use meshplug_common::matching::{MatchList, StringMatch};
 use meshplug_common::path::{cookies, normalize, normalized_path, query_params, split_path};
 use meshplug_common::testing::TestRequest;
-use meshplug_common::wire::{decode_map, encode_map};
+use meshplug_common::wire::{decode_map, encode_map, HeaderMap};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -84,11 +84,23 @@ proptest! {
     }
 
     /// The host's map encoding: what we encode decodes to the same pairs; any bytes decode or are
-    /// refused, never panic, and what decodes re-encodes to a prefix-compatible map.
+    /// refused, never panic, and what decodes re-encodes to a prefix-compatible map. `HeaderMap` reads
+    /// the same pairs in place, and changed keeps what Envoy's map would hold.
     #[test]
-    fn header_maps_round_trip(pairs in prop::collection::vec((bytes(), bytes()), 0..8), junk in bytes()) {
+    fn header_maps_round_trip(pairs in prop::collection::vec((bytes(), bytes()), 0..8), junk in bytes(),
+                              name in bytes(), value in bytes(), pick in 0usize..8) {
         let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
         prop_assert_eq!(decode_map(&encode_map(&refs)), Some(pairs.clone()));
+        // Set (remove every value, then add one) a header that is there, or a new one.
+        let name = pairs.get(pick).map(|(k, _)| k.to_ascii_uppercase()).unwrap_or(name);
+        let mut map = HeaderMap::decode(encode_map(&refs)).unwrap();
+        map.remove(&name);
+        map.append(&name, &value);
+        let mut model = pairs.clone();
+        model.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+        model.push((name.clone(), value.clone()));
+        let changed: Vec<(Vec<u8>, Vec<u8>)> = map.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        prop_assert_eq!(changed, model);
         if let Some(decoded) = decode_map(&junk) {
             let refs: Vec<(&[u8], &[u8])> = decoded.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
             let again = encode_map(&refs);

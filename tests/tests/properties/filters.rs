@@ -127,9 +127,11 @@ mod jwt_authz_props {
             let (p, mut headers) = placed(t, place);
             headers.extend(extra);
             let outcome = run(&request(p, headers));
-            if let Some(claims) = &outcome.publish_claims {
+            if let Some(published) = &outcome.publish_claims {
                 prop_assert_eq!(status(&outcome.action), 200);
-                let claims: Value = serde_json::from_slice(claims).unwrap();
+                let claims: Value = serde_json::from_slice(&published.json).unwrap();
+                // The bundle's later stages read the parsed copy: it must be what the JSON says.
+                prop_assert_eq!(&Value::Object((*published.claims).clone()), &claims);
                 prop_assert_eq!(&claims["sub"], "alice");
                 prop_assert_eq!(&claims["iss"], ISSUER);
             }

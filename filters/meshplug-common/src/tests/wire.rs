@@ -28,3 +28,24 @@ fn property_paths() {
     assert_eq!(encode_path(&["source", "address"]), b"source\0address".to_vec());
     assert_eq!(encode_path(&["x"]), b"x".to_vec());
 }
+
+#[test]
+fn a_header_map_reads_in_place_and_changes_like_envoys() {
+    let pairs: Vec<(&[u8], &[u8])> =
+        vec![(b":path", b"/"), (b"cookie", b"a=1"), (b"x-v", b"\xff"), (b"Cookie", b"b=2"), (b"e", b"")];
+    let mut map = HeaderMap::decode(encode_map(&pairs)).unwrap();
+    assert_eq!(map.iter().collect::<Vec<_>>(), pairs);
+    assert_eq!(map.values(b"cookie").collect::<Vec<_>>(), vec![&b"a=1"[..], b"b=2"]);
+    assert!(map.contains(b"COOKIE") && map.contains(b"e") && !map.contains(b"x"));
+    map.remove(b"cookie");
+    assert!(!map.contains(b"cookie"));
+    map.append(b"x-v", b"two");
+    map.append(b"new", b"");
+    assert_eq!(map.values(b"x-v").collect::<Vec<_>>(), vec![&b"\xff"[..], b"two"]);
+    assert_eq!(map.len(), 5);
+    assert_eq!(
+        map.iter().collect::<Vec<_>>(),
+        vec![(&b":path"[..], &b"/"[..]), (b"x-v", b"\xff"), (b"e", b""), (b"x-v", b"two"), (b"new", b"")]
+    );
+    assert!(HeaderMap::decode(Vec::new()).unwrap().is_empty());
+}

@@ -24,6 +24,7 @@
 //! bytes. The one SDK call left on a request path, `dispatch_grpc_call`, panics only on a host status
 //! Envoy's `grpcCall` does not return (it answers Ok, ParseFailure or InternalFailure).
 
+use crate::claims::{self, Claims, CLAIMS_PROPERTY};
 use crate::config::ConfigError;
 use crate::host::{Clock, RequestHeaders, RequestProperties};
 use crate::reply::{
@@ -32,6 +33,7 @@ use crate::reply::{
 };
 use crate::timers::{TimerId, Timers};
 use crate::wasm::{self, ffi, HostErrorLog, MonotonicClock, ProxyClock, ProxyMetrics, METRICS_FLUSH};
+use crate::wire::HeaderMap;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::{Cell, RefCell};
@@ -66,13 +68,13 @@ impl Step {
 /// or a property: the next stage reads what the previous one wrote without asking Envoy again.
 #[derive(Default)]
 pub struct ChainRequest {
-    headers: RefCell<Option<HeaderPairs>>,
+    headers: RefCell<Option<HeaderMap>>,
     properties: RefCell<Vec<KnownProperty>>,
+    /// The verified claims, parsed: `None` until a stage asks or jwt-authz hands them over; then
+    /// `Some(None)` when the request has none.
+    claims: RefCell<Option<Option<Rc<Claims>>>>,
     now: Cell<Option<Duration>>,
 }
-
-/// Request header pairs as bytes.
-type HeaderPairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A property path and its value (`None`: the host has none).
 type KnownProperty = (Vec<String>, Option<Vec<u8>>);
@@ -84,7 +86,7 @@ thread_local! {
 }
 
 impl ChainRequest {
-    fn with_headers<T>(&self, f: impl FnOnce(&mut HeaderPairs) -> T) -> T {
+    fn with_headers<T>(&self, f: impl FnOnce(&mut HeaderMap) -> T) -> T {
         let mut headers = self.headers.borrow_mut();
         let headers = headers.get_or_insert_with(|| ffi::get_header_pairs(ffi::MAP_REQUEST_HEADERS));
         f(headers)
@@ -93,12 +95,7 @@ impl ChainRequest {
     /// Sets (or with `None` removes) a request header, in Envoy and in this view. `Err` when the host
     /// refused (logged, throttled): the caller takes its filter's documented safe action.
     pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), ffi::Status> {
-        let absent = || {
-            self.headers
-                .borrow()
-                .as_ref()
-                .is_some_and(|h| !h.iter().any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())))
-        };
+        let absent = || self.headers.borrow().as_ref().is_some_and(|h| !h.contains(name.as_bytes()));
         if value.is_none() && absent() {
             return Ok(()); // nothing to remove: no host call
         }
@@ -114,9 +111,9 @@ impl ChainRequest {
         }
         if self.headers.borrow().is_some() {
             self.with_headers(|headers| {
-                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name.as_bytes()));
+                headers.remove(name.as_bytes());
                 if let Some(v) = value {
-                    headers.push((name.to_ascii_lowercase().into_bytes(), v.as_bytes().to_vec()));
+                    headers.append(name.to_ascii_lowercase().as_bytes(), v.as_bytes());
                 }
             });
         }
@@ -140,7 +137,24 @@ impl ChainRequest {
         self.remember_property(path, Some(value.to_vec()));
     }
 
+    /// Hands a verified token's claims to the later stages: `json` kept in this view as the claims
+    /// property, and with `publish` set in Envoy's filter state as well; `claims` (the same, parsed)
+    /// answers [`RequestProperties::claim`] so that no stage parses the JSON again. `Err` when the host
+    /// refused the property (logged; later stages then see no claims).
+    pub fn put_claims(&self, json: &[u8], claims: Rc<Claims>, publish: bool) -> Result<(), ffi::Status> {
+        if publish {
+            self.set_property(&[CLAIMS_PROPERTY], json)?;
+        } else {
+            self.keep_property(&[CLAIMS_PROPERTY], json);
+        }
+        self.claims.replace(Some(Some(claims)));
+        Ok(())
+    }
+
     fn remember_property(&self, path: &[&str], known: Option<Vec<u8>>) {
+        if path == [CLAIMS_PROPERTY] {
+            self.claims.replace(None);
+        }
         let mut properties = self.properties.borrow_mut();
         properties.retain(|(p, _)| p.iter().map(String::as_str).ne(path.iter().copied()));
         properties.push((path.iter().map(|s| s.to_string()).collect(), known));
@@ -181,6 +195,7 @@ impl ChainRequest {
     fn forget(&self) {
         self.headers.replace(None);
         self.properties.borrow_mut().clear();
+        self.claims.replace(None);
         self.now.set(None);
     }
 }
@@ -188,15 +203,11 @@ impl ChainRequest {
 impl RequestHeaders for ChainRequest {
     fn header(&self, name: &str) -> Option<Vec<u8>> {
         // Envoy hands back the first value of a repeated header; so does this view.
-        self.with_headers(|headers| {
-            headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone())
-        })
+        self.with_headers(|headers| headers.values(name.as_bytes()).next().map(<[u8]>::to_vec))
     }
 
     fn header_values(&self, name: &str) -> Vec<Vec<u8>> {
-        self.with_headers(|headers| {
-            headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone()).collect()
-        })
+        self.with_headers(|headers| headers.values(name.as_bytes()).map(<[u8]>::to_vec).collect())
     }
 }
 
@@ -210,6 +221,21 @@ impl RequestProperties for ChainRequest {
         let v = ffi::get_property(path);
         self.properties.borrow_mut().push((path.iter().map(|s| s.to_string()).collect(), v.clone()));
         v
+    }
+
+    /// From the claims jwt-authz handed over in this module, or else the claims property parsed once
+    /// per request.
+    fn claim(&self, name: &str) -> Option<String> {
+        let known = self.claims.borrow().clone();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let parsed = self.property(&[CLAIMS_PROPERTY]).and_then(|json| claims::parse(&json)).map(Rc::new);
+                self.claims.replace(Some(parsed.clone()));
+                parsed
+            }
+        };
+        claims::claim_of(claims.as_deref()?, name)
     }
 }
 

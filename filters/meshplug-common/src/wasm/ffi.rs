@@ -185,14 +185,14 @@ pub fn get_buffer(buffer_type: u32, start: usize, max_size: usize) -> Result<Vec
 
 /// Every pair of a header map, as bytes. A map the host cannot give, or that does not parse, is
 /// empty.
-pub fn get_header_pairs(map_type: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn get_header_pairs(map_type: u32) -> crate::wire::HeaderMap {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: out-pointers to live locals.
     let status = unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
     if check(status).is_err() {
-        return Vec::new();
+        return crate::wire::HeaderMap::default();
     }
-    crate::wire::decode_map(&take(data, size)).unwrap_or_default()
+    crate::wire::HeaderMap::decode(take(data, size)).unwrap_or_default()
 }
 
 pub fn get_header_value(map_type: u32, name: &str) -> Option<Vec<u8>> {

@@ -1,6 +1,7 @@
 //! Tests of `keys`.
 
 use super::*;
+use meshplug_common::claims::CLAIMS_PROPERTY;
 use meshplug_common::testing::TestRequest;
 
 fn req() -> TestRequest {
