@@ -4,8 +4,8 @@
 //! configs) a few times to warm caches and buckets, then counts the allocations of one more request on
 //! this thread, through the same in-memory hosts as the logic tests.
 //!
-//! The bounds are the counts measured when the copies were taken out (BENCHMARKS.md, "Allocations per
-//! request"): a change that copies configured text per request again fails here.
+//! The bounds are the counts measured when the copies were taken out (BENCHMARKS.md, "Configured text no
+//! longer copied per request"): a change that copies configured text per request again fails here.
 
 #![allow(unsafe_code)]
 

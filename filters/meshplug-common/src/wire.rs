@@ -57,6 +57,13 @@ struct Span {
     len: usize,
 }
 
+impl Span {
+    /// The bytes it names (none if it lies outside `bytes`, which `decode` rules out).
+    fn of(self, bytes: &[u8]) -> &[u8] {
+        self.start.checked_add(self.len).and_then(|end| bytes.get(self.start..end)).unwrap_or(&[])
+    }
+}
+
 impl HeaderMap {
     /// The map the host serialized into `bytes`; `None` when the bytes are not a well-formed map. An
     /// empty input is an empty map.
@@ -89,7 +96,7 @@ impl HeaderMap {
     }
 
     fn at(&self, s: Span) -> &[u8] {
-        s.start.checked_add(s.len).and_then(|end| self.bytes.get(s.start..end)).unwrap_or(&[])
+        s.of(&self.bytes)
     }
 
     /// Every pair, in the host's order.
@@ -110,10 +117,7 @@ impl HeaderMap {
     /// Removes every value of header `name` (ASCII case-insensitive).
     pub fn remove(&mut self, name: &[u8]) {
         let Self { bytes, pairs } = self;
-        pairs.retain(|&(k, _)| {
-            let key = k.start.checked_add(k.len).and_then(|end| bytes.get(k.start..end)).unwrap_or(&[]);
-            !key.eq_ignore_ascii_case(name)
-        });
+        pairs.retain(|&(k, _)| !k.of(bytes).eq_ignore_ascii_case(name));
     }
 
     /// Adds a pair after the others.

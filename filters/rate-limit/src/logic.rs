@@ -178,13 +178,18 @@ pub struct RateLimit {
     cluster: std::rc::Rc<str>,
 }
 
+/// The quota headers' names (IETF draft-ietf-httpapi-ratelimit-headers, the three-header form).
+const LIMIT: &str = "ratelimit-limit";
+const REMAINING: &str = "ratelimit-remaining";
+const RESET: &str = "ratelimit-reset";
+
 /// The quota a request's own `ratelimit-*` headers carry (set before the service was asked).
 fn parse_quota(headers: &[Header]) -> Option<QuotaState> {
     let get = |name: &str| headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| v.parse::<u64>().ok());
     Some(QuotaState {
-        limit: u32::try_from(get("ratelimit-limit")?).ok()?,
-        remaining: u32::try_from(get("ratelimit-remaining")?).ok()?,
-        reset: get("ratelimit-reset")?,
+        limit: u32::try_from(get(LIMIT)?).ok()?,
+        remaining: u32::try_from(get(REMAINING)?).ok()?,
+        reset: get(RESET)?,
     })
 }
 
@@ -394,9 +399,9 @@ impl RateLimit {
     fn quota_headers(&self, shown: Option<QuotaState>) -> Vec<Header> {
         match (self.config.response.headers, shown) {
             (true, Some(q)) => vec![
-                (Text::Static("ratelimit-limit"), Text::Owned(q.limit.to_string())),
-                (Text::Static("ratelimit-remaining"), Text::Owned(q.remaining.to_string())),
-                (Text::Static("ratelimit-reset"), Text::Owned(q.reset.to_string())),
+                (Text::Static(LIMIT), Text::Owned(q.limit.to_string())),
+                (Text::Static(REMAINING), Text::Owned(q.remaining.to_string())),
+                (Text::Static(RESET), Text::Owned(q.reset.to_string())),
             ],
             _ => Vec::new(),
         }

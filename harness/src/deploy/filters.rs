@@ -181,12 +181,22 @@ pub const BUILD_COMMANDS: [&[&str]; 2] = [
 
 /// Builds every module ([`BUILD_COMMANDS`]) and finishes each ([`finish_modules`]).
 pub fn build_modules() -> anyhow::Result<()> {
+    run_build_commands(&[])?;
+    finish_modules().map(|_| ())
+}
+
+/// Runs [`BUILD_COMMANDS`] with `env` set for cargo (e.g. another profile setting or target directory).
+pub fn run_build_commands(env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for args in BUILD_COMMANDS {
-        let status = std::process::Command::new(&cargo).args(args).current_dir(workspace_root()).status()?;
+        let status = std::process::Command::new(&cargo)
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(workspace_root())
+            .status()?;
         anyhow::ensure!(status.success(), "`cargo {}` failed ({status})", args.join(" "));
     }
-    finish_modules().map(|_| ())
+    Ok(())
 }
 
 /// Finishes every module cargo built (the filters, the bundle, the test fixtures) into

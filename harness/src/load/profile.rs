@@ -9,7 +9,7 @@
 //! the figures are where the module's time goes, not what Envoy would add. Speed is measured in Envoy
 //! (`meshplug bench`).
 
-use crate::deploy::filters::{target_dir, workspace_root, BUILD_COMMANDS};
+use crate::deploy::filters::{run_build_commands, target_dir};
 use crate::load::bench::BenchCase;
 use crate::load::calls::{load_request, run_host};
 use serde::Deserialize;
@@ -116,16 +116,7 @@ fn demangle(name: &str) -> String {
 /// directory of them.
 pub fn build_named_modules() -> anyhow::Result<PathBuf> {
     let dir = target_dir().join("profile");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    for args in BUILD_COMMANDS {
-        let status = std::process::Command::new(&cargo)
-            .args(args)
-            .env("CARGO_PROFILE_RELEASE_STRIP", "false")
-            .env("CARGO_TARGET_DIR", &dir)
-            .current_dir(workspace_root())
-            .status()?;
-        anyhow::ensure!(status.success(), "`cargo {}` (names kept) failed ({status})", args.join(" "));
-    }
+    run_build_commands(&[("CARGO_PROFILE_RELEASE_STRIP", "false".as_ref()), ("CARGO_TARGET_DIR", dir.as_os_str())])?;
     Ok(dir.join("wasm32-wasip1").join("release"))
 }
 
